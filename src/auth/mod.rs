@@ -1,0 +1,15 @@
+//! The auth API and token checks: input validation, argon2id hashing on a bounded pool,
+//! JWT issue and verification, and the revocation cache.
+
+pub mod bearer;
+pub mod error;
+pub mod json_body;
+pub mod password;
+pub mod revocation;
+pub mod service;
+pub mod tokens;
+pub mod validation;
+
+pub use error::{AuthError, TokenError};
+pub use service::{AuthService, Reply};
+pub use tokens::{TokenService, TokenType, VerifiedToken};

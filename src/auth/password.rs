@@ -1,0 +1,110 @@
+//! Argon2id hashing (OWASP: m=19 MiB, t=2, p=1) on a bounded pool. A hash costs tens of
+//! milliseconds of CPU, so it never runs on the proxy's event loop; and when the pool's
+//! queue is full the caller is told at once (503) instead of queueing without bound, so a
+//! login storm cannot stall proxied traffic.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use tokio::sync::Semaphore;
+
+use super::error::AuthError;
+use crate::metrics::Metrics;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2id parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes and verifies passwords on at most `threads` threads with at most `queue` waiting.
+pub struct PasswordHasher {
+    /// Admission: running plus waiting. A failed `try_acquire` is the 503.
+    admitted: Arc<Semaphore>,
+    /// The ones actually hashing.
+    running: Arc<Semaphore>,
+    /// A real hash of a random password, verified against for unknown usernames so that
+    /// they cost the same time as a wrong password.
+    dummy_hash: String,
+    metrics: Arc<Metrics>,
+}
+
+impl PasswordHasher {
+    pub fn new(threads: usize, queue: usize, metrics: Arc<Metrics>) -> Self {
+        let salt = SaltString::generate(&mut OsRng);
+        let dummy_hash = argon2()
+            .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
+            .expect("hashing a random password succeeds")
+            .to_string();
+        let threads = threads.max(1);
+        Self {
+            admitted: Arc::new(Semaphore::new(threads + queue)),
+            running: Arc::new(Semaphore::new(threads)),
+            dummy_hash,
+            metrics,
+        }
+    }
+
+    /// Runs `job` on the blocking pool once a hashing slot is free, or refuses at once with
+    /// [`AuthError::Busy`] when the queue is full.
+    async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AuthError> {
+        let admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| AuthError::Busy)?;
+        self.metrics.hash_queue_depth.inc();
+        let running = self.running.clone().acquire_owned().await;
+        self.metrics.hash_queue_depth.dec();
+        let running = running.map_err(|_| AuthError::Busy)?;
+        let histogram = self.metrics.password_hash_seconds.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let out = job();
+            histogram.observe(started.elapsed().as_secs_f64());
+            drop((running, admitted));
+            out
+        })
+        .await
+        .map_err(|_| AuthError::Busy)
+    }
+
+    /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
+    pub async fn hash(&self, password: String) -> Result<String, AuthError> {
+        self.run(move || {
+            let salt = SaltString::generate(&mut OsRng);
+            argon2()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|h| h.to_string())
+        })
+        .await?
+        .map_err(|e| {
+            tracing::error!(error = %e, "password hashing failed");
+            AuthError::Busy
+        })
+    }
+
+    /// Verifies `password` against `hash`, or against the dummy hash when there is no
+    /// account, so both cases take the same time. Returns false for the dummy.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, AuthError> {
+        let is_real = hash.is_some();
+        let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
+        let matches = self
+            .run(move || {
+                PasswordHash::new(&hash)
+                    .map(|parsed| {
+                        argon2()
+                            .verify_password(password.as_bytes(), &parsed)
+                            .is_ok()
+                    })
+                    .unwrap_or(false)
+            })
+            .await?;
+        Ok(matches && is_real)
+    }
+}

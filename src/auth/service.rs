@@ -1,0 +1,241 @@
+//! The four endpoints of the auth API (`/register`, `/login`, `/logout`, `/refresh`) and
+//! the Bearer check every required route shares. Transport-free: the gateway hands in the
+//! body and the Authorization values and writes out the [`Reply`].
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::bearer::bearer_token;
+use super::error::{AuthError, TokenError};
+use super::json_body::parse_object;
+use super::password::PasswordHasher;
+use super::revocation::{now_ms, RevocationCache};
+use super::tokens::{TokenService, TokenType, VerifiedToken};
+use super::validation;
+use crate::metrics::Metrics;
+use crate::store::{NewUser, Revocation, RevokedKind, Store, StoreError, User};
+
+/// A successful answer: status and JSON body. `carries_token` asks for `Cache-Control: no-store`.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub carries_token: bool,
+}
+
+/// Shared by every request; cheap to clone behind an `Arc`.
+pub struct AuthService {
+    pub store: Arc<dyn Store>,
+    pub tokens: TokenService,
+    pub revocations: Arc<RevocationCache>,
+    pub hasher: PasswordHasher,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
+
+fn store_error(e: StoreError) -> AuthError {
+    match e {
+        StoreError::UsernameTaken => AuthError::UsernameTaken,
+        StoreError::EmailTaken => AuthError::EmailTaken,
+        other => {
+            tracing::error!(error = %other, "database unavailable");
+            AuthError::StoreUnavailable
+        }
+    }
+}
+
+fn user_json(user: &User) -> Value {
+    json!({"id": user.id, "username": user.username, "email": user.email})
+}
+
+impl AuthService {
+    /// Verifies the Bearer token among `authorization` values: signature, claims, type,
+    /// and revocation. Fails closed when the revocation state is stale.
+    pub fn verify_bearer<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+        expected: TokenType,
+    ) -> Result<VerifiedToken, AuthError> {
+        let token = bearer_token(authorization)?;
+        let verified = self.tokens.verify(token, expected, now_secs())?;
+        if !self.revocations.is_current() {
+            return Err(AuthError::StoreUnavailable);
+        }
+        if self.revocations.is_revoked(&verified.sid, &verified.jti) {
+            tracing::info!(target: "audit", event = "revoked_token_presented", user_id = verified.user_id);
+            return Err(TokenError::Revoked.into());
+        }
+        Ok(verified)
+    }
+
+    /// Issues the access/refresh pair of a new login session.
+    fn session_reply(&self, user: &User, status: StatusCode, msg: &str) -> Reply {
+        let now = now_secs();
+        let sid = Uuid::new_v4();
+        let access = self
+            .tokens
+            .issue(user.id, &user.username, sid, TokenType::Access, true, now);
+        let refresh =
+            self.tokens
+                .issue(user.id, &user.username, sid, TokenType::Refresh, false, now);
+        Reply {
+            status,
+            body: json!({"msg": msg, "user": user_json(user), "access_token": access, "refresh_token": refresh}),
+            carries_token: true,
+        }
+    }
+
+    /// `POST /register`.
+    pub async fn register(&self, body: &[u8]) -> Result<Reply, AuthError> {
+        let result = self.register_inner(body).await;
+        let label = match &result {
+            Ok(_) => "success",
+            Err(AuthError::UsernameTaken | AuthError::EmailTaken) => "conflict",
+            Err(AuthError::Busy | AuthError::StoreUnavailable) => "unavailable",
+            Err(_) => "invalid",
+        };
+        self.metrics
+            .registrations_total
+            .with_label_values(&[label])
+            .inc();
+        result
+    }
+
+    async fn register_inner(&self, body: &[u8]) -> Result<Reply, AuthError> {
+        let input = validation::registration(&parse_object(body)?)?;
+        // Cheap uniqueness checks first, so a taken name costs no hash.
+        if self
+            .store
+            .user_by_username(&input.username)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Err(AuthError::UsernameTaken);
+        }
+        let password_hash = self.hasher.hash(input.password).await?;
+        let user = self
+            .store
+            .create_user(NewUser {
+                username: input.username,
+                email: input.email,
+                password_hash,
+            })
+            .await
+            .map_err(store_error)?;
+        tracing::info!(target: "audit", event = "register", user_id = user.id);
+        Ok(self.session_reply(&user, StatusCode::CREATED, "User registered successfully"))
+    }
+
+    /// `POST /login`.
+    pub async fn login(&self, body: &[u8]) -> Result<Reply, AuthError> {
+        let result = self.login_inner(body).await;
+        let label = match &result {
+            Ok(_) => "success",
+            Err(AuthError::InvalidCredentials) => "invalid_credentials",
+            Err(AuthError::Deactivated) => "deactivated",
+            Err(AuthError::Busy | AuthError::StoreUnavailable) => "unavailable",
+            Err(_) => "bad_request",
+        };
+        self.metrics.logins_total.with_label_values(&[label]).inc();
+        result
+    }
+
+    async fn login_inner(&self, body: &[u8]) -> Result<Reply, AuthError> {
+        let input = validation::credentials(&parse_object(body)?)?;
+        if input.password.chars().count() > validation::MAX_PASSWORD_CHARS {
+            // Cannot match any stored password; refused before any hashing.
+            return Err(AuthError::InvalidCredentials);
+        }
+        let user = self
+            .store
+            .user_by_username(&input.username)
+            .await
+            .map_err(store_error)?;
+        let matches = self
+            .hasher
+            .verify(
+                input.password,
+                user.as_ref().map(|u| u.password_hash.clone()),
+            )
+            .await?;
+        let user = match user {
+            Some(user) if matches => user,
+            _ => {
+                tracing::info!(target: "audit", event = "login_failed", reason = "invalid_credentials");
+                return Err(AuthError::InvalidCredentials);
+            }
+        };
+        if !user.active {
+            tracing::info!(target: "audit", event = "login_failed", reason = "deactivated", user_id = user.id);
+            return Err(AuthError::Deactivated);
+        }
+        tracing::info!(target: "audit", event = "login", user_id = user.id);
+        Ok(self.session_reply(&user, StatusCode::OK, "Login successful"))
+    }
+
+    /// `POST /logout`: revokes the whole login session, durably, before answering.
+    pub async fn logout<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Reply, AuthError> {
+        let token = self.verify_bearer(authorization, TokenType::Access)?;
+        // Covers the refresh token and every access token refreshed from it, whenever issued.
+        let expires_at = now_secs() + self.tokens.refresh_ttl() + self.tokens.access_ttl() + 60;
+        let revocation = Revocation {
+            id: token.sid,
+            kind: RevokedKind::Session,
+            user_id: token.user_id,
+            expires_at,
+        };
+        self.store
+            .revoke(revocation.clone())
+            .await
+            .map_err(store_error)?;
+        self.revocations.insert(&revocation);
+        self.metrics.tokens_revoked_total.inc();
+        tracing::info!(target: "audit", event = "logout", user_id = token.user_id);
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: json!({"msg": "Successfully logged out"}),
+            carries_token: false,
+        })
+    }
+
+    /// `POST /refresh`: a new access token in the same session.
+    pub async fn refresh<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Reply, AuthError> {
+        let token = self.verify_bearer(authorization, TokenType::Refresh)?;
+        let user = self
+            .store
+            .user_by_id(token.user_id)
+            .await
+            .map_err(store_error)?
+            .ok_or(AuthError::UserNotFound)?;
+        if !user.active {
+            return Err(AuthError::Deactivated);
+        }
+        let access = self.tokens.issue(
+            user.id,
+            &user.username,
+            token.sid,
+            TokenType::Access,
+            false,
+            now_secs(),
+        );
+        tracing::info!(target: "audit", event = "refresh", user_id = user.id);
+        Ok(Reply {
+            status: StatusCode::OK,
+            body: json!({"msg": "Token refreshed", "access_token": access}),
+            carries_token: true,
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! Issuing and verifying the JWTs. HS256 only (the configured algorithm), `typ: JWT`, and
+//! every claim checked: signature, `exp`/`nbf`/`iat` with the configured leeway, `iss`,
+//! `aud`, the token type, and well-formed ids.
+
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::error::TokenError;
+use crate::config::TokenConfig;
+
+/// `access` or `refresh`, the claim Flask-JWT-Extended calls `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+/// The claims authgate puts in every token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub username: String,
+    #[serde(rename = "type")]
+    pub token_type: TokenType,
+    pub jti: String,
+    /// The login session every token of one login shares; logout revokes it.
+    pub sid: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    #[serde(default)]
+    pub fresh: bool,
+}
+
+/// What a verified token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub user_id: i64,
+    pub username: String,
+    pub token_type: TokenType,
+    pub jti: Uuid,
+    pub sid: Uuid,
+    pub exp: i64,
+}
+
+/// Signs and checks tokens with one key.
+pub struct TokenService {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    header: Header,
+    validation: Validation,
+    issuer: String,
+    audience: String,
+    access_ttl: i64,
+    refresh_ttl: i64,
+    leeway: i64,
+}
+
+fn secs(d: Duration) -> i64 {
+    d.as_secs().min(i64::MAX as u64) as i64
+}
+
+impl TokenService {
+    pub fn new(config: &TokenConfig, secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        // Time claims are checked below against the caller's clock, so one `now` decides
+        // every request; the library only checks that they are present.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            header: Header::new(Algorithm::HS256),
+            validation,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            access_ttl: secs(config.access_ttl),
+            refresh_ttl: secs(config.refresh_ttl),
+            leeway: secs(config.leeway),
+        }
+    }
+
+    /// Lifetime of refresh tokens, in seconds: how long a session can live.
+    pub fn refresh_ttl(&self) -> i64 {
+        self.refresh_ttl
+    }
+
+    /// Lifetime of access tokens, in seconds.
+    pub fn access_ttl(&self) -> i64 {
+        self.access_ttl
+    }
+
+    /// Signs a token of `token_type` for the user in session `sid`.
+    pub fn issue(
+        &self,
+        user_id: i64,
+        username: &str,
+        sid: Uuid,
+        token_type: TokenType,
+        fresh: bool,
+        now: i64,
+    ) -> String {
+        let ttl = match token_type {
+            TokenType::Access => self.access_ttl,
+            TokenType::Refresh => self.refresh_ttl,
+        };
+        let claims = Claims {
+            sub: user_id.to_string(),
+            username: username.to_string(),
+            token_type,
+            jti: Uuid::new_v4().to_string(),
+            sid: sid.to_string(),
+            iat: now,
+            nbf: now,
+            exp: now.saturating_add(ttl),
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            fresh,
+        };
+        // HMAC signing of a serialisable struct cannot fail.
+        jsonwebtoken::encode(&self.header, &claims, &self.encoding)
+            .expect("HS256 signing never fails")
+    }
+
+    /// Checks signature and claims and that the token is of the `expected` type.
+    /// Revocation is checked by the caller against the cache.
+    pub fn verify(
+        &self,
+        token: &str,
+        expected: TokenType,
+        now: i64,
+    ) -> Result<VerifiedToken, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| map_error(e.kind()))?;
+        if data.header.typ.as_deref() != Some("JWT") {
+            return Err(TokenError::Invalid("Invalid token type in header"));
+        }
+        let c = data.claims;
+        if c.exp.saturating_add(self.leeway) < now {
+            return Err(TokenError::Expired);
+        }
+        if c.nbf > now.saturating_add(self.leeway) {
+            return Err(TokenError::Invalid("The token is not yet valid (nbf)"));
+        }
+        if c.iat > now.saturating_add(self.leeway) {
+            return Err(TokenError::Invalid("The token is not yet valid (iat)"));
+        }
+        if c.token_type != expected {
+            return Err(match expected {
+                TokenType::Access => TokenError::RefreshNotAllowed,
+                TokenType::Refresh => TokenError::RefreshRequired,
+            });
+        }
+        let user_id: i64 = c
+            .sub
+            .parse()
+            .map_err(|_| TokenError::Invalid("Invalid subject"))?;
+        let jti = Uuid::parse_str(&c.jti).map_err(|_| TokenError::Invalid("Invalid token id"))?;
+        let sid = Uuid::parse_str(&c.sid).map_err(|_| TokenError::Invalid("Invalid session id"))?;
+        Ok(VerifiedToken {
+            user_id,
+            username: c.username,
+            token_type: c.token_type,
+            jti,
+            sid,
+            exp: c.exp,
+        })
+    }
+}
+
+/// The contract's wording (PyJWT's, as Flask-JWT-Extended passed it on).
+fn map_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::InvalidToken => TokenError::Invalid("Not enough segments"),
+        ErrorKind::InvalidSignature => TokenError::Invalid("Signature verification failed"),
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName => {
+            TokenError::Invalid("The specified alg value is not allowed")
+        }
+        ErrorKind::ImmatureSignature => TokenError::Invalid("The token is not yet valid (nbf)"),
+        ErrorKind::InvalidIssuer => TokenError::Invalid("Invalid issuer"),
+        ErrorKind::InvalidAudience => TokenError::Invalid("Invalid audience"),
+        ErrorKind::InvalidSubject => TokenError::Invalid("Invalid subject"),
+        ErrorKind::MissingRequiredClaim(claim) => TokenError::Invalid(match claim.as_str() {
+            "exp" => "Token is missing the \"exp\" claim",
+            "nbf" => "Token is missing the \"nbf\" claim",
+            "iss" => "Token is missing the \"iss\" claim",
+            "aud" => "Token is missing the \"aud\" claim",
+            "sub" => "Token is missing the \"sub\" claim",
+            _ => "Token is missing a required claim",
+        }),
+        ErrorKind::InvalidClaimFormat(_) => TokenError::Invalid("Invalid claim format"),
+        ErrorKind::Base64(_) => TokenError::Invalid("Invalid base64 encoding"),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => TokenError::Invalid("Invalid header or payload"),
+        _ => TokenError::Invalid("Malformed token"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> TokenService {
+        let config = TokenConfig {
+            secret: None,
+            issuer: "authgate".into(),
+            audience: "authgate".into(),
+            access_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(86400),
+            leeway: Duration::from_secs(5),
+        };
+        TokenService::new(&config, &[7u8; 32])
+    }
+
+    #[test]
+    fn round_trip_and_type_check() {
+        let s = service();
+        let sid = Uuid::new_v4();
+        let t = s.issue(42, "alice", sid, TokenType::Access, true, 1_000_000);
+        let v = s.verify(&t, TokenType::Access, 1_000_010).unwrap();
+        assert_eq!((v.user_id, v.username.as_str(), v.sid), (42, "alice", sid));
+        assert_eq!(
+            s.verify(&t, TokenType::Refresh, 1_000_010),
+            Err(TokenError::RefreshRequired)
+        );
+    }
+
+    #[test]
+    fn expiry_respects_leeway_and_nbf_is_checked() {
+        let s = service();
+        let t = s.issue(1, "a", Uuid::new_v4(), TokenType::Access, true, 1_000_000);
+        assert!(s.verify(&t, TokenType::Access, 1_003_604).is_ok());
+        assert_eq!(
+            s.verify(&t, TokenType::Access, 1_003_606),
+            Err(TokenError::Expired)
+        );
+        assert!(matches!(
+            s.verify(&t, TokenType::Access, 999_000),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,196 @@
+//! The TOML file format, exactly as users write it. Every table denies unknown keys so a
+//! typo is refused at start-up instead of silently ignored. These structs are never used
+//! past start-up: `validated.rs` turns them into [`crate::config::Config`].
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerFile,
+    #[serde(default)]
+    pub database: DatabaseFile,
+    #[serde(default)]
+    pub tokens: TokensFile,
+    #[serde(default)]
+    pub identity: IdentityFile,
+    #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
+    pub rate_limits: RateLimitsFile,
+    #[serde(default)]
+    pub log: LogFile,
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamFile>,
+    #[serde(default)]
+    pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub listen: String,
+    pub threads: usize,
+    pub metrics_listen: Option<String>,
+    pub trusted_proxies: Vec<String>,
+    pub upstream_connect_timeout: String,
+    pub upstream_read_timeout: String,
+    pub client_timeout: String,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:5000".into(),
+            threads: 2,
+            metrics_listen: None,
+            trusted_proxies: Vec::new(),
+            upstream_connect_timeout: "5s".into(),
+            upstream_read_timeout: "30s".into(),
+            client_timeout: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseFile {
+    pub url: String,
+    pub sync_interval: String,
+    pub max_staleness: String,
+}
+
+impl Default for DatabaseFile {
+    fn default() -> Self {
+        Self {
+            url: "sqlite:///data/authgate.db".into(),
+            sync_interval: "1s".into(),
+            max_staleness: "30s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensFile {
+    pub secret: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: String,
+    pub refresh_ttl: String,
+    pub leeway: String,
+}
+
+impl Default for TokensFile {
+    fn default() -> Self {
+        Self {
+            secret: String::new(),
+            issuer: "authgate".into(),
+            audience: "authgate".into(),
+            access_ttl: "1h".into(),
+            refresh_ttl: "30d".into(),
+            leeway: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityFile {
+    pub user_id_header: String,
+    pub username_header: String,
+}
+
+impl Default for IdentityFile {
+    fn default() -> Self {
+        Self {
+            user_id_header: "X-User-Id".into(),
+            username_header: "X-User-Name".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    pub max_body_bytes: usize,
+    pub hash_threads: usize,
+    pub hash_queue: usize,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 * 1024,
+            hash_threads: 0,
+            hash_queue: 64,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsFile {
+    pub register: String,
+    pub login: String,
+    pub refresh: String,
+    pub authenticated: String,
+    pub public: String,
+}
+
+impl Default for RateLimitsFile {
+    fn default() -> Self {
+        Self {
+            register: "10/5m".into(),
+            login: "20/5m".into(),
+            refresh: "60/5m".into(),
+            authenticated: "6000/1m".into(),
+            public: "3000/1m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamFile {
+    pub name: String,
+    pub servers: Vec<String>,
+    #[serde(default = "default_health_interval")]
+    pub health_check_interval: String,
+}
+
+fn default_health_interval() -> String {
+    "5s".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    pub prefix: String,
+    pub upstream: String,
+    #[serde(default = "default_auth")]
+    pub auth: String,
+    pub rate_limit: Option<String>,
+}
+
+fn default_auth() -> String {
+    "required".into()
+}

@@ -1,0 +1,32 @@
+//! Configuration: the TOML file format (`file`), the environment overlay (`env`), and the
+//! validated [`Config`] the gateway runs on (`validated`).
+
+mod env;
+mod error;
+mod file;
+mod validated;
+
+use std::path::Path;
+
+pub use error::ConfigError;
+pub use file::FileConfig;
+pub use validated::*;
+
+/// Reads, overlays the environment on, and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut file = parse(path, &text)?;
+    env::overlay(&mut file, |k| std::env::var(k).ok());
+    Config::try_from(file)
+}
+
+/// Parses the TOML text; unknown keys are an error.
+pub fn parse(path: &Path, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}

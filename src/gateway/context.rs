@@ -1,0 +1,42 @@
+//! Per-request state carried between the proxy phases.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::router::{Endpoint, Route};
+use crate::auth::VerifiedToken;
+
+/// What the request phases learned about one request.
+pub struct RequestCtx {
+    pub started: Instant,
+    pub client_ip: Option<IpAddr>,
+    /// The normalised path, forwarded upstream in place of the raw one.
+    pub path: Option<String>,
+    pub route: Option<Arc<Route>>,
+    pub endpoint: Option<Endpoint>,
+    /// Set on required routes once the Bearer token verified.
+    pub identity: Option<VerifiedToken>,
+    /// Status of a response the gateway wrote itself.
+    pub status: Option<u16>,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            client_ip: None,
+            path: None,
+            route: None,
+            endpoint: None,
+            identity: None,
+            status: None,
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

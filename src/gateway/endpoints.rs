@@ -1,0 +1,164 @@
+//! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
+//! method and rate-limit checks, a capped body read, then the auth service.
+
+use bytes::BytesMut;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use pingora::proxy::Session;
+
+use super::respond::JsonResponse;
+use super::router::Endpoint;
+use super::Gateway;
+use crate::auth::{AuthError, Reply};
+use crate::limits::Limited;
+
+/// What a client sees when a rate limit refuses it.
+pub fn rate_limited(limited: Limited) -> JsonResponse {
+    JsonResponse::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Rate limit exceeded. Try again later.",
+    )
+    .header("Retry-After", limited.retry_after_secs.to_string())
+    .header("RateLimit-Policy", limited.policy)
+    .header("RateLimit", limited.state)
+}
+
+/// The JSON answer for an auth failure.
+pub fn auth_error(e: &AuthError) -> JsonResponse {
+    let resp = JsonResponse::error(e.status(), e);
+    match e {
+        AuthError::Busy | AuthError::StoreUnavailable => resp.header("Retry-After", "1"),
+        _ => resp,
+    }
+}
+
+fn reply(r: Reply) -> JsonResponse {
+    let mut resp = JsonResponse::new(r.status, r.body);
+    resp.no_store = r.carries_token;
+    resp
+}
+
+/// Reads the request body, refusing (413) past `max` bytes without reading further.
+async fn read_body(session: &mut Session, max: usize) -> Result<BytesMut, JsonResponse> {
+    let too_large = || JsonResponse::error(StatusCode::PAYLOAD_TOO_LARGE, AuthError::BodyTooLarge);
+    let declared = session
+        .req_header()
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        session.set_keepalive(None);
+        return Err(too_large());
+    }
+    let mut body = BytesMut::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > max {
+                    session.set_keepalive(None);
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                session.set_keepalive(None);
+                tracing::debug!(error = %e, "cannot read request body");
+                return Err(JsonResponse::error(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request body",
+                ));
+            }
+        }
+    }
+}
+
+/// JSON bodies only; a missing Content-Type is given the benefit of the doubt.
+fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
+    let Some(value) = session.req_header().headers.get(CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let mime = value
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(auth_error(&AuthError::UnsupportedMediaType))
+    }
+}
+
+async fn handle(
+    gw: &Gateway,
+    session: &mut Session,
+    endpoint: Endpoint,
+) -> Result<JsonResponse, JsonResponse> {
+    if session.req_header().method != Method::POST {
+        return Err(
+            JsonResponse::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+                .header("Allow", "POST"),
+        );
+    }
+    if let Some(ip) = gw.client_ip(session) {
+        let limit = match endpoint {
+            Endpoint::Register => Some(&gw.limits.register),
+            Endpoint::Login => Some(&gw.limits.login),
+            Endpoint::Refresh => Some(&gw.limits.refresh),
+            Endpoint::Logout => None,
+        };
+        if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
+            gw.metrics
+                .rate_limited_total
+                .with_label_values(&[endpoint.name()])
+                .inc();
+            tracing::info!(target: "audit", event = "rate_limited", scope = endpoint.name());
+            return Err(rate_limited(limited));
+        }
+    }
+    let body = read_body(session, gw.max_body_bytes).await?;
+    let auth = &gw.auth;
+    let authorization = session.req_header().headers.get_all(AUTHORIZATION);
+    let result = match endpoint {
+        Endpoint::Register => {
+            check_content_type(session)?;
+            auth.register(&body).await
+        }
+        Endpoint::Login => {
+            check_content_type(session)?;
+            auth.login(&body).await
+        }
+        Endpoint::Logout => {
+            auth.logout(authorization.iter().map(|v| v.as_bytes()))
+                .await
+        }
+        Endpoint::Refresh => {
+            auth.refresh(authorization.iter().map(|v| v.as_bytes()))
+                .await
+        }
+    };
+    result.map(reply).map_err(|e| {
+        if let AuthError::Token(t) = &e {
+            gw.metrics
+                .auth_failures_total
+                .with_label_values(&[t.reason()])
+                .inc();
+        }
+        auth_error(&e)
+    })
+}
+
+/// Answers one request to a built-in endpoint; returns the status written.
+pub async fn serve(
+    gw: &Gateway,
+    session: &mut Session,
+    endpoint: Endpoint,
+) -> pingora::Result<u16> {
+    let resp = handle(gw, session, endpoint).await.unwrap_or_else(|e| e);
+    resp.send(session).await
+}

@@ -1,0 +1,124 @@
+//! The identity headers: removed from every client request in every spelling (any case,
+//! `_` for `-`, and named in `Connection`), then set from the verified token on required
+//! routes. A backend behind authgate can trust them.
+
+use http::header::{HeaderName, HeaderValue, CONNECTION};
+use pingora::http::RequestHeader;
+use pingora::Result;
+
+use crate::auth::VerifiedToken;
+use crate::config::IdentityConfig;
+
+/// The configured identity header names.
+pub struct IdentityHeaders {
+    user_id: HeaderName,
+    username: HeaderName,
+}
+
+/// Header names compare equal ignoring case and `_` versus `-`, as several servers
+/// (and CGI-style frameworks) treat them.
+fn same_header(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes().zip(b.bytes()).all(|(x, y)| {
+            let fold = |c: u8| {
+                if c == b'_' {
+                    b'-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            };
+            fold(x) == fold(y)
+        })
+}
+
+impl IdentityHeaders {
+    pub fn new(config: &IdentityConfig) -> Self {
+        Self {
+            user_id: HeaderName::from_bytes(config.user_id_header.as_bytes())
+                .expect("validated header name"),
+            username: HeaderName::from_bytes(config.username_header.as_bytes())
+                .expect("validated header name"),
+        }
+    }
+
+    fn is_identity(&self, name: &str) -> bool {
+        same_header(name, self.user_id.as_str()) || same_header(name, self.username.as_str())
+    }
+
+    /// Removes every client-supplied spelling of the identity headers.
+    pub fn strip(&self, req: &mut RequestHeader) {
+        let spoofed: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|n| self.is_identity(n.as_str()))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            req.remove_header(&name);
+        }
+        self.strip_from_connection(req);
+    }
+
+    /// `Connection: X-User-Id` would ask a hop to drop the header the gateway sets.
+    fn strip_from_connection(&self, req: &mut RequestHeader) {
+        let Some(value) = req.headers.get(CONNECTION).and_then(|v| v.to_str().ok()) else {
+            return;
+        };
+        if !value.split(',').any(|t| self.is_identity(t.trim())) {
+            return;
+        }
+        let kept: Vec<&str> = value
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && !self.is_identity(t))
+            .collect();
+        let kept = kept.join(", ");
+        if kept.is_empty() {
+            req.remove_header(&CONNECTION);
+        } else if let Ok(v) = HeaderValue::from_str(&kept) {
+            let _ = req.insert_header(CONNECTION, v);
+        }
+    }
+
+    /// Sets the verified identity.
+    pub fn inject(&self, req: &mut RequestHeader, token: &VerifiedToken) -> Result<()> {
+        req.insert_header(self.user_id.clone(), token.user_id.to_string())?;
+        // Usernames are validated to `[A-Za-z0-9_]`, always a valid header value.
+        req.insert_header(self.username.clone(), token.username.as_str())?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers() -> IdentityHeaders {
+        IdentityHeaders::new(&IdentityConfig {
+            user_id_header: "X-User-Id".into(),
+            username_header: "X-User-Name".into(),
+        })
+    }
+
+    #[test]
+    fn strips_every_spelling() {
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        for name in [
+            "X-User-Id",
+            "x-user-id",
+            "X_User_Id",
+            "X-USER-NAME",
+            "x_user_name",
+        ] {
+            req.append_header(name.to_string(), "1").unwrap();
+        }
+        req.append_header("X-Other", "keep").unwrap();
+        req.append_header("Connection", "keep-alive, X-User-Id")
+            .unwrap();
+        headers().strip(&mut req);
+        let mut names: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["connection", "x-other"]);
+        assert_eq!(req.headers.get("connection").unwrap(), "keep-alive");
+    }
+}

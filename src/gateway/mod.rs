@@ -1,0 +1,268 @@
+//! The pingora `ProxyHttp` implementation. Each phase is a few lines that call a named
+//! module: path normalisation and routing, the auth endpoints, the Bearer check, identity
+//! headers, security headers, and one access-log event with metrics at the end.
+
+mod access_log;
+pub mod client_ip;
+mod context;
+pub mod endpoints;
+pub mod identity;
+pub mod path;
+pub mod respond;
+pub mod router;
+pub mod upstreams;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use http::header::AUTHORIZATION;
+use http::StatusCode;
+use ipnet::IpNet;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::upstreams::peer::HttpPeer;
+use pingora::{Error, ErrorType, Result};
+
+pub use context::RequestCtx;
+
+use self::identity::IdentityHeaders;
+use self::respond::JsonResponse;
+use self::router::{Router, Target};
+use self::upstreams::Upstreams;
+use crate::auth::{AuthError, AuthService, TokenType};
+use crate::config::{AuthMode, Config};
+use crate::limits::{RateLimits, RouteLimit};
+use crate::metrics::Metrics;
+
+/// The gateway: shared state for every request.
+pub struct Gateway {
+    pub auth: Arc<AuthService>,
+    pub router: Router,
+    pub upstreams: Arc<Upstreams>,
+    pub identity: IdentityHeaders,
+    pub limits: Arc<RateLimits>,
+    pub metrics: Arc<Metrics>,
+    trusted_proxies: Vec<IpNet>,
+    max_body_bytes: usize,
+    client_timeout: Duration,
+}
+
+impl Gateway {
+    pub fn new(
+        config: &Config,
+        auth: Arc<AuthService>,
+        upstreams: Arc<Upstreams>,
+        limits: Arc<RateLimits>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let router = Router::new(&config.routes, |name| {
+            names.iter().position(|n| *n == name).unwrap_or(0)
+        });
+        Self {
+            auth,
+            router,
+            upstreams,
+            identity: IdentityHeaders::new(&config.identity),
+            limits,
+            metrics,
+            trusted_proxies: config.server.trusted_proxies.clone(),
+            max_body_bytes: config.limits.max_body_bytes,
+            client_timeout: config.server.client_timeout,
+        }
+    }
+
+    /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy).
+    pub fn client_ip(&self, session: &Session) -> Option<IpAddr> {
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        client_ip::client_ip(peer, session.req_header(), &self.trusted_proxies)
+    }
+
+    /// Writes a response of the gateway's own and ends the request.
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        resp: JsonResponse,
+    ) -> Result<bool> {
+        ctx.status = Some(resp.send(session).await?);
+        Ok(true)
+    }
+
+    /// Checks a required route's Bearer token.
+    fn authenticate(&self, session: &Session) -> Result<crate::auth::VerifiedToken, AuthError> {
+        let values = session.req_header().headers.get_all(AUTHORIZATION);
+        self.auth
+            .verify_bearer(values.iter().map(|v| v.as_bytes()), TokenType::Access)
+    }
+
+    /// Applies the route's rate limit: per user on required routes, per IP on public ones.
+    fn route_rate_limit(&self, ctx: &RequestCtx, route_index: usize) -> Option<JsonResponse> {
+        let result = match &self.limits.routes[route_index] {
+            RouteLimit::PerUser(l) => ctx.identity.as_ref().map(|t| l.check(&t.user_id)),
+            RouteLimit::PerIp(l) => ctx.client_ip.map(|ip| l.check(&ip)),
+        };
+        let limited = result?.err()?;
+        let scope = if ctx.identity.is_some() {
+            "authenticated"
+        } else {
+            "public"
+        };
+        self.metrics
+            .rate_limited_total
+            .with_label_values(&[scope])
+            .inc();
+        tracing::info!(target: "audit", event = "rate_limited", scope);
+        Some(endpoints::rate_limited(limited))
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        session.set_read_timeout(Some(self.client_timeout));
+        ctx.client_ip = self.client_ip(session);
+        let path = match path::normalize(session.req_header().uri.path()) {
+            Ok(p) => p,
+            Err(e) => {
+                session.set_keepalive(None);
+                return self
+                    .answer(
+                        session,
+                        ctx,
+                        JsonResponse::error(StatusCode::BAD_REQUEST, format!("Bad request: {e}")),
+                    )
+                    .await;
+            }
+        };
+        let route = match self.router.resolve(&path) {
+            Target::Endpoint(endpoint) => {
+                ctx.endpoint = Some(endpoint);
+                ctx.status = Some(endpoints::serve(self, session, endpoint).await?);
+                return Ok(true);
+            }
+            Target::NotFound => {
+                return self
+                    .answer(
+                        session,
+                        ctx,
+                        JsonResponse::error(StatusCode::NOT_FOUND, "Resource not found"),
+                    )
+                    .await
+            }
+            Target::Route(route) => route,
+        };
+        ctx.route = Some(route.clone());
+        if route.auth == AuthMode::Required {
+            match self.authenticate(session) {
+                Ok(token) => ctx.identity = Some(token),
+                Err(e) => {
+                    if let AuthError::Token(t) = &e {
+                        self.metrics
+                            .auth_failures_total
+                            .with_label_values(&[t.reason()])
+                            .inc();
+                    }
+                    return self.answer(session, ctx, endpoints::auth_error(&e)).await;
+                }
+            }
+        }
+        if let Some(resp) = self.route_rate_limit(ctx, route.index) {
+            return self.answer(session, ctx, resp).await;
+        }
+        ctx.path = Some(path);
+        Ok(false)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let route = ctx
+            .route
+            .as_ref()
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(500), "no route"))?;
+        self.upstreams
+            .peer(route.upstream)
+            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream server"))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        self.identity.strip(upstream_request);
+        if let Some(token) = &ctx.identity {
+            self.identity.inject(upstream_request, token)?;
+        }
+        if let Some(path) = ctx
+            .path
+            .as_deref()
+            .filter(|p| *p != session.req_header().uri.path())
+        {
+            let target = match session.req_header().uri.query() {
+                Some(q) => format!("{path}?{q}"),
+                None => path.to_string(),
+            };
+            let uri = target
+                .parse()
+                .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad path"))?;
+            upstream_request.set_uri(uri);
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        respond::add_security_headers(resp)
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (status, msg) = access_log::failure_status(e);
+        if let (Some(route), true) = (&ctx.route, status == 502 || status == 504) {
+            let name = &self.upstreams.pools[route.upstream].name;
+            self.metrics
+                .upstream_errors_total
+                .with_label_values(&[name])
+                .inc();
+        }
+        if status > 0 && session.response_written().is_none() {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            if let Err(err) = JsonResponse::error(code, msg).send(session).await {
+                tracing::debug!(error = %err, "cannot send error response");
+            }
+        }
+        ctx.status = Some(status);
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        access_log::record(self, session, e, ctx);
+    }
+}

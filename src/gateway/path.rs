@@ -1,0 +1,139 @@
+//! Request path normalisation, done once before routing so that what is matched is what is
+//! forwarded. Unreserved percent-escapes are decoded, repeated slashes merged and dot
+//! segments resolved (RFC 3986 5.2.4). Anything a backend might read differently is
+//! refused instead: encoded `/` or `\`, backslashes, NUL and control bytes, invalid
+//! escapes, and dot segments with `;` parameters (`..;`, which Tomcat treats as `..`).
+
+/// Why a path was refused (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    #[error("path must start with '/'")]
+    NotAbsolute,
+    #[error("invalid percent-encoding in path")]
+    BadEscape,
+    #[error("encoded slash or backslash in path")]
+    EncodedSeparator,
+    #[error("backslash, NUL or control character in path")]
+    ForbiddenByte,
+    #[error("dot segment with parameters in path")]
+    DotSegmentParams,
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// Decodes unreserved escapes, keeps the others (upper-cased), refuses the dangerous ones.
+fn decode_unreserved(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).and_then(|&h| hex(h)),
+                bytes.get(i + 2).and_then(|&l| hex(l)),
+            ) else {
+                return Err(PathError::BadEscape);
+            };
+            let decoded = hi << 4 | lo;
+            match decoded {
+                b'/' | b'\\' => return Err(PathError::EncodedSeparator),
+                0..=0x1f | 0x7f => return Err(PathError::ForbiddenByte),
+                d if is_unreserved(d) => out.push(d as char),
+                d => {
+                    out.push('%');
+                    out.push_str(&format!("{d:02X}"));
+                }
+            }
+            i += 3;
+        } else if b == b'\\' || b < 0x20 || b == 0x7f {
+            return Err(PathError::ForbiddenByte);
+        } else {
+            out.push(b as char);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Normalises the path part of a request target (no query string).
+pub fn normalize(raw: &str) -> Result<String, PathError> {
+    if !raw.starts_with('/') {
+        return Err(PathError::NotAbsolute);
+    }
+    let decoded = decode_unreserved(raw)?;
+    let mut segments: Vec<&str> = Vec::new();
+    let trailing_slash =
+        decoded.ends_with('/') || decoded.ends_with("/.") || decoded.ends_with("/..");
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => {
+                let name = s.split(';').next().unwrap_or_default();
+                if s.contains(';') && (name == "." || name == "..") {
+                    return Err(PathError::DotSegmentParams);
+                }
+                segments.push(s);
+            }
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() || trailing_slash {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_dots_and_slashes() {
+        assert_eq!(normalize("/a//b/./c/../d").unwrap(), "/a/b/d");
+        assert_eq!(normalize("/public/../admin").unwrap(), "/admin");
+        assert_eq!(normalize("/public/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(normalize("/public/.%2e/admin").unwrap(), "/admin");
+        assert_eq!(normalize("/../../etc").unwrap(), "/etc");
+        assert_eq!(normalize("/a/").unwrap(), "/a/");
+        assert_eq!(normalize("/a/b/..").unwrap(), "/a/");
+        assert_eq!(normalize("/").unwrap(), "/");
+        assert_eq!(normalize("/%7Euser/%41").unwrap(), "/~user/A");
+        assert_eq!(normalize("/a%20b%c3%a9").unwrap(), "/a%20b%C3%A9");
+    }
+
+    #[test]
+    fn refuses_what_backends_read_differently() {
+        assert_eq!(
+            normalize("/public/..%2fadmin"),
+            Err(PathError::EncodedSeparator)
+        );
+        assert_eq!(
+            normalize("/public%2F..%2Fadmin"),
+            Err(PathError::EncodedSeparator)
+        );
+        assert_eq!(normalize("/a%5cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a\\b"), Err(PathError::ForbiddenByte));
+        assert_eq!(normalize("/a%00b"), Err(PathError::ForbiddenByte));
+        assert_eq!(normalize("/a%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/a%4"), Err(PathError::BadEscape));
+        assert_eq!(
+            normalize("/public/..;/admin"),
+            Err(PathError::DotSegmentParams)
+        );
+        assert_eq!(normalize("admin"), Err(PathError::NotAbsolute));
+    }
+}

@@ -1,0 +1,84 @@
+//! Responses the gateway writes itself: always JSON (`{"msg": ...}` for errors), always
+//! with the security headers, `Cache-Control: no-store` when a token is in the body.
+
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+use pingora::Result;
+use serde_json::{json, Value};
+
+/// The contract's security headers, plus `Referrer-Policy`.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("Content-Security-Policy", "default-src 'self'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-XSS-Protection", "0"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+/// Adds the security headers a response does not already set.
+pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
+    for (name, value) in SECURITY_HEADERS {
+        if resp.headers.get(name).is_none() {
+            resp.insert_header(name, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// A JSON response being built.
+pub struct JsonResponse {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+    pub no_store: bool,
+}
+
+impl JsonResponse {
+    pub fn new(status: StatusCode, body: Value) -> Self {
+        Self {
+            status,
+            body,
+            headers: Vec::new(),
+            no_store: false,
+        }
+    }
+
+    /// `{"msg": msg}` with `status`.
+    pub fn error(status: StatusCode, msg: impl std::fmt::Display) -> Self {
+        Self::new(status, json!({"msg": msg.to_string()}))
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// The header block and body, ready to write.
+    pub fn into_parts(self, head_request: bool) -> Result<(ResponseHeader, Bytes)> {
+        let body = Bytes::from(serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()));
+        let mut resp = ResponseHeader::build(self.status, Some(8 + self.headers.len()))?;
+        resp.insert_header("Content-Type", "application/json")?;
+        resp.insert_header("Content-Length", body.len().to_string())?;
+        if self.no_store {
+            resp.insert_header("Cache-Control", "no-store")?;
+            resp.insert_header("Pragma", "no-cache")?;
+        }
+        for (name, value) in self.headers {
+            resp.insert_header(name, value)?;
+        }
+        add_security_headers(&mut resp)?;
+        Ok((resp, if head_request { Bytes::new() } else { body }))
+    }
+
+    /// Writes the response to the client; returns the status for logging.
+    pub async fn send(self, session: &mut Session) -> Result<u16> {
+        let status = self.status.as_u16();
+        let head = session.req_header().method == http::Method::HEAD;
+        let (resp, body) = self.into_parts(head)?;
+        session.write_response_header(Box::new(resp), false).await?;
+        session.write_response_body(Some(body), true).await?;
+        Ok(status)
+    }
+}

@@ -1,0 +1,80 @@
+//! The upstream pools: round robin over each upstream's servers, with TCP health checks run
+//! as background services so an unreachable server is skipped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use pingora::lb::selection::RoundRobin;
+use pingora::lb::{health_check::TcpHealthCheck, LoadBalancer};
+use pingora::services::background::{background_service, GenBackgroundService};
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{ServerConfig, UpstreamConfig};
+
+/// One named upstream.
+pub struct Upstream {
+    pub name: String,
+    pub balancer: Arc<LoadBalancer<RoundRobin>>,
+}
+
+/// All upstreams, in config order, plus the timeouts every peer gets.
+pub struct Upstreams {
+    pub pools: Vec<Upstream>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+}
+
+/// The health-check services that must be added to the server beside the proxy.
+pub type HealthChecks = Vec<GenBackgroundService<LoadBalancer<RoundRobin>>>;
+
+impl Upstreams {
+    pub fn build(
+        configs: &[UpstreamConfig],
+        server: &ServerConfig,
+    ) -> std::io::Result<(Self, HealthChecks)> {
+        let mut pools = Vec::with_capacity(configs.len());
+        let mut checks = Vec::with_capacity(configs.len());
+        for u in configs {
+            let mut lb =
+                LoadBalancer::<RoundRobin>::try_from_iter(u.servers.iter().map(|s| s.to_string()))?;
+            let mut hc = TcpHealthCheck::new();
+            hc.peer_template.options.connection_timeout =
+                Some(server.upstream_connect_timeout.min(Duration::from_secs(2)));
+            lb.set_health_check(hc);
+            lb.health_check_frequency = Some(u.health_check_interval);
+            let service = background_service(&format!("health check {}", u.name), lb);
+            pools.push(Upstream {
+                name: u.name.clone(),
+                balancer: service.task(),
+            });
+            checks.push(service);
+        }
+        Ok((
+            Self {
+                pools,
+                connect_timeout: server.upstream_connect_timeout,
+                read_timeout: server.upstream_read_timeout,
+            },
+            checks,
+        ))
+    }
+
+    /// A healthy server of upstream `index`, as a plain-HTTP peer with keep-alive.
+    pub fn peer(&self, index: usize) -> Option<Box<HttpPeer>> {
+        let backend = self.pools[index].balancer.select(b"", 256)?;
+        let mut peer = HttpPeer::new(backend.addr, false, String::new());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Some(Box::new(peer))
+    }
+
+    /// True when upstream `index` has at least one server passing its health check.
+    pub fn has_healthy(&self, index: usize) -> bool {
+        let lb = &self.pools[index].balancer;
+        lb.backends()
+            .get_backend()
+            .iter()
+            .any(|b| lb.backends().ready(b))
+    }
+}

@@ -1,0 +1,149 @@
+//! authgate: a reverse-proxy authentication gateway on pingora. It serves the auth API
+//! (`/register`, `/login`, `/logout`, `/refresh`), checks Bearer tokens on every other
+//! route against a revocation list, injects the verified identity as headers and forwards
+//! to upstream services.
+//!
+//! [`build_server`] turns a validated [`config::Config`] into a ready pingora server; the
+//! binary and the integration tests share it.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod config;
+pub mod gateway;
+pub mod limits;
+mod maintenance;
+pub mod metrics;
+pub mod ops;
+pub mod secret;
+pub mod store;
+pub mod telemetry;
+
+use std::sync::Arc;
+
+use pingora::server::configuration::ServerConf;
+use pingora::server::Server;
+use pingora::services::background::background_service;
+use pingora::services::listening::Service;
+
+use crate::auth::password::PasswordHasher;
+use crate::auth::revocation::{now_ms, RevocationCache};
+use crate::auth::{AuthService, TokenService};
+use crate::config::Config;
+use crate::gateway::upstreams::Upstreams;
+use crate::gateway::Gateway;
+use crate::limits::RateLimits;
+use crate::metrics::Metrics;
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database {path}: {source}")]
+    Database { path: String, source: StoreError },
+    #[error("cannot read or create the token secret: {0}")]
+    Secret(std::io::Error),
+    #[error("cannot set up upstream {0}")]
+    Upstream(std::io::Error),
+    #[error("cannot load revocations: {0}")]
+    Revocations(StoreError),
+    #[error("cannot start: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// Builds the server: opens and migrates the database, loads the revocation list, and
+/// wires the proxy, the health checks, the operations listener and the maintenance loop.
+pub fn build_server(config: &Config) -> Result<Server, StartError> {
+    let db_path = &config.database.path;
+    let store: Arc<dyn Store> =
+        Arc::new(
+            SqliteStore::open(db_path).map_err(|source| StartError::Database {
+                path: db_path.display().to_string(),
+                source,
+            })?,
+        );
+    let secret =
+        secret::resolve(config.tokens.secret.as_deref(), db_path).map_err(StartError::Secret)?;
+    let metrics = Arc::new(Metrics::new());
+
+    let revocations = Arc::new(RevocationCache::new(config.database.max_staleness));
+    let loader = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let loaded = loader
+        .block_on(revocations.sync(store.as_ref(), now_ms() / 1000))
+        .map_err(StartError::Revocations)?;
+    drop(loader);
+    tracing::info!(revocations = loaded, "revocation list loaded");
+
+    let auth = Arc::new(AuthService {
+        store: store.clone(),
+        tokens: TokenService::new(&config.tokens, &secret),
+        revocations: revocations.clone(),
+        hasher: PasswordHasher::new(
+            config.limits.hash_threads,
+            config.limits.hash_queue,
+            metrics.clone(),
+        ),
+        metrics: metrics.clone(),
+    });
+    let (upstreams, health_checks) =
+        Upstreams::build(&config.upstreams, &config.server).map_err(StartError::Upstream)?;
+    let upstreams = Arc::new(upstreams);
+    let limits = Arc::new(RateLimits::new(&config.rate_limits, &config.routes));
+
+    let mut conf = ServerConf {
+        threads: config.server.threads,
+        ..ServerConf::default()
+    };
+    conf.grace_period_seconds = Some(0);
+    conf.graceful_shutdown_timeout_seconds = Some(1);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let gateway = Gateway::new(
+        config,
+        auth,
+        upstreams.clone(),
+        limits.clone(),
+        metrics.clone(),
+    );
+    let mut proxy =
+        pingora::proxy::http_proxy_service_with_name(&server.configuration, gateway, "authgate");
+    proxy.add_tcp(&config.server.listen.to_string());
+    server.add_service(proxy);
+    for check in health_checks {
+        server.add_service(check);
+    }
+
+    if let Some(addr) = config.server.metrics_listen {
+        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let ops = ops::OpsService {
+            metrics: metrics.clone(),
+            store: store.clone(),
+            revocations: revocations.clone(),
+            upstreams,
+            route_upstreams: config
+                .routes
+                .iter()
+                .map(|r| names.iter().position(|n| *n == r.upstream).unwrap_or(0))
+                .collect(),
+        };
+        let mut service = Service::new(
+            "authgate ops".to_string(),
+            pingora::apps::http_app::HttpServer::new_app(ops),
+        );
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+    }
+
+    let maintenance = maintenance::Maintenance {
+        store,
+        revocations,
+        limits,
+        metrics,
+        sync_interval: config.database.sync_interval,
+    };
+    server.add_service(background_service("maintenance", maintenance));
+    Ok(server)
+}

@@ -1,0 +1,142 @@
+//! Prometheus metrics. Labels are bounded (route name, status class, reason), never a
+//! user, a path or an IP. Label handles used on the proxied path are resolved once per
+//! route at start-up so a request formats no label strings.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Every metric the gateway exports, registered in one private registry.
+pub struct Metrics {
+    pub registry: Registry,
+    pub requests_total: IntCounterVec,
+    pub request_duration_seconds: HistogramVec,
+    pub upstream_errors_total: IntCounterVec,
+    pub auth_failures_total: IntCounterVec,
+    pub logins_total: IntCounterVec,
+    pub registrations_total: IntCounterVec,
+    pub tokens_revoked_total: IntCounter,
+    pub revocation_cache_entries: IntGauge,
+    pub rate_limited_total: IntCounterVec,
+    pub password_hash_seconds: Histogram,
+    pub hash_queue_depth: IntGauge,
+}
+
+fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric names are unique");
+    metric
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        Self {
+            requests_total: counter_vec(
+                "authgate_requests_total",
+                "Requests answered, by route and status class.",
+                &["route", "status_class"],
+            ),
+            request_duration_seconds: register(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        "authgate_request_duration_seconds",
+                        "Time to answer a request, by route.",
+                    )
+                    .buckets(vec![
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        5.0,
+                    ]),
+                    &["route"],
+                )
+                .expect("valid metric"),
+            ),
+            upstream_errors_total: counter_vec(
+                "authgate_upstream_errors_total",
+                "Requests that failed at the upstream.",
+                &["upstream"],
+            ),
+            auth_failures_total: counter_vec(
+                "authgate_auth_failures_total",
+                "Refused Bearer tokens, by reason.",
+                &["reason"],
+            ),
+            logins_total: counter_vec(
+                "authgate_logins_total",
+                "Login attempts, by result.",
+                &["result"],
+            ),
+            registrations_total: counter_vec(
+                "authgate_registrations_total",
+                "Registrations, by result.",
+                &["result"],
+            ),
+            tokens_revoked_total: register(
+                &r,
+                IntCounter::new(
+                    "authgate_tokens_revoked_total",
+                    "Sessions revoked by this process.",
+                )
+                .expect("valid"),
+            ),
+            revocation_cache_entries: register(
+                &r,
+                IntGauge::new(
+                    "authgate_revocation_cache_entries",
+                    "Entries in the revocation cache.",
+                )
+                .expect("valid"),
+            ),
+            rate_limited_total: counter_vec(
+                "authgate_rate_limited_total",
+                "Requests refused by a rate limit.",
+                &["scope"],
+            ),
+            password_hash_seconds: register(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "authgate_password_hash_seconds",
+                        "Time of one argon2id hash or verify.",
+                    )
+                    .buckets(vec![
+                        0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+                    ]),
+                )
+                .expect("valid metric"),
+            ),
+            hash_queue_depth: register(
+                &r,
+                IntGauge::new(
+                    "authgate_hash_queue_depth",
+                    "Password hashes waiting for a thread.",
+                )
+                .expect("valid"),
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

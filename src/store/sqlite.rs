@@ -1,0 +1,214 @@
+//! The embedded SQLite store (WAL mode). rusqlite is blocking, so every call runs on
+//! tokio's blocking pool and never on the proxy's event loop.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+use super::{schema, NewUser, Revocation, RevokedKind, Store, StoreError, User};
+
+/// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at";
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: row.get(0)?,
+        username: row.get(1)?,
+        email: row.get(2)?,
+        password_hash: row.get(3)?,
+        active: row.get::<_, i64>(4)? != 0,
+        created_at: row.get(5)?,
+    })
+}
+
+/// The case-folded form that uniqueness is decided on.
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file, switches it to WAL and migrates it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        schema::migrate(&mut conn)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave SQLite half-written (transactions
+            // roll back on drop), so a poisoned lock is still safe to use.
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+fn insert_user(conn: &mut Connection, user: NewUser) -> Result<User, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let username_key = fold_case(&user.username);
+    let email_key = fold_case(&user.email);
+    let exists = |sql: &str, key: &str| -> rusqlite::Result<bool> {
+        tx.query_row(sql, [key], |_| Ok(()))
+            .optional()
+            .map(|r| r.is_some())
+    };
+    // The contract reports a taken username before a taken email.
+    if exists("SELECT 1 FROM users WHERE username_key = ?1", &username_key)? {
+        return Err(StoreError::UsernameTaken);
+    }
+    if exists("SELECT 1 FROM users WHERE email_key = ?1", &email_key)? {
+        return Err(StoreError::EmailTaken);
+    }
+    let created_at = now_unix();
+    tx.execute(
+        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+        params![user.username, username_key, user.email, email_key, user.password_hash, created_at],
+    )
+    .map_err(unique_violation)?;
+    let id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(User {
+        id,
+        username: user.username,
+        email: user.email,
+        password_hash: user.password_hash,
+        active: true,
+        created_at,
+    })
+}
+
+/// The unique indexes are the last word on uniqueness, whatever the checks above saw.
+fn unique_violation(e: rusqlite::Error) -> StoreError {
+    let text = e.to_string();
+    if text.contains("users.username_key") {
+        StoreError::UsernameTaken
+    } else if text.contains("users.email_key") {
+        StoreError::EmailTaken
+    } else {
+        StoreError::from(e)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.with_conn(move |conn| insert_user(conn, user)).await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let key = fold_case(username);
+        self.with_conn(move |conn| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = ?1");
+            Ok(conn.query_row(&sql, [key], user_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.with_conn(move |conn| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1");
+            Ok(conn.query_row(&sql, [id], user_from_row).optional()?)
+        })
+        .await
+    }
+
+    async fn revoke(&self, r: Revocation) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (revoked_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                params![r.id.to_string(), r.kind.as_str(), r.user_id, r.expires_at, now_unix()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revocations_after(
+        &self,
+        cursor: i64,
+        now: i64,
+    ) -> Result<(Vec<Revocation>, i64), StoreError> {
+        self.with_conn(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, revoked_id, kind, user_id, expires_at FROM revocations
+                 WHERE id > ?1 ORDER BY id",
+            )?;
+            let mut rows = stmt.query(params![cursor])?;
+            let mut out = Vec::new();
+            let mut last = cursor;
+            while let Some(row) = rows.next()? {
+                last = row.get(0)?;
+                let expires_at: i64 = row.get(4)?;
+                if expires_at < now {
+                    continue;
+                }
+                let id: String = row.get(1)?;
+                let kind: String = row.get(2)?;
+                // A row this version cannot read is skipped, not fatal: it was written by a
+                // newer gateway and says nothing this one could enforce.
+                let (Ok(id), Some(kind)) = (uuid::Uuid::parse_str(&id), RevokedKind::parse(&kind))
+                else {
+                    continue;
+                };
+                out.push(Revocation {
+                    id,
+                    kind,
+                    user_id: row.get(3)?,
+                    expires_at,
+                });
+            }
+            Ok((out, last))
+        })
+        .await
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_conn(move |conn| {
+            Ok(conn.execute("DELETE FROM revocations WHERE expires_at < ?1", [now])?)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_conn(|conn| Ok(conn.query_row("SELECT count(*) FROM users", [], |_| Ok(()))?))
+            .await
+    }
+}
