@@ -1,0 +1,204 @@
+//! Starts the real gateway (the same `build_server` the binary uses) on ephemeral ports
+//! with a temporary SQLite database, in a thread, and stops it on drop.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
+use tokio::sync::Notify;
+
+/// The signing secret the tests use, so they can forge and inspect tokens.
+pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
+
+/// A free port on loopback (the listener is closed again before the gateway binds it).
+pub fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Polls until something accepts connections on `addr`, for at most 10 s.
+pub fn wait_for_port(addr: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on {addr} after 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The config, section by section, so a test replaces only what it is about.
+#[derive(Clone)]
+pub struct GatewayBuilder {
+    sections: BTreeMap<String, String>,
+    routes: Vec<String>,
+    upstreams: Vec<(String, Vec<SocketAddr>)>,
+    dir: Option<Arc<tempfile::TempDir>>,
+}
+
+impl GatewayBuilder {
+    /// One upstream `backend` at `upstream`; no routes yet.
+    pub fn new(upstream: SocketAddr) -> Self {
+        let mut sections = BTreeMap::new();
+        sections.insert(
+            "server".into(),
+            "threads = 1\nupstream_read_timeout = \"5s\"".into(),
+        );
+        sections.insert("database".into(), "sync_interval = \"200ms\"".into());
+        sections.insert("tokens".into(), format!("secret = \"{SECRET}\""));
+        sections.insert("limits".into(), "hash_threads = 2".into());
+        sections.insert(
+            "rate_limits".into(),
+            "register = \"10000/1m\"\nlogin = \"10000/1m\"\nrefresh = \"10000/1m\"".into(),
+        );
+        sections.insert("log".into(), "level = \"warn\"".into());
+        Self {
+            sections,
+            routes: Vec::new(),
+            upstreams: vec![("backend".into(), vec![upstream])],
+            dir: None,
+        }
+    }
+
+    /// Replaces the body of `[name]`.
+    pub fn section(mut self, name: &str, body: &str) -> Self {
+        self.sections.insert(name.into(), body.into());
+        self
+    }
+
+    /// Adds a route to `backend`.
+    pub fn route(mut self, prefix: &str, auth: &str) -> Self {
+        self.routes.push(format!(
+            "prefix = \"{prefix}\"\nupstream = \"backend\"\nauth = \"{auth}\""
+        ));
+        self
+    }
+
+    /// Adds a route with extra keys.
+    pub fn route_with(mut self, body: &str) -> Self {
+        self.routes.push(body.into());
+        self
+    }
+
+    pub fn upstream(mut self, name: &str, servers: Vec<SocketAddr>) -> Self {
+        self.upstreams.push((name.into(), servers));
+        self
+    }
+
+    /// Reuses another gateway's database directory (a restart, or a second process).
+    pub fn database_of(mut self, other: &TestGateway) -> Self {
+        self.dir = Some(other.dir.clone());
+        self
+    }
+
+    fn render(&self, listen: SocketAddr, ops: SocketAddr, db: &Path) -> String {
+        let mut out = String::new();
+        for (name, body) in &self.sections {
+            out.push_str(&format!("[{name}]\n"));
+            match name.as_str() {
+                "server" => out.push_str(&format!(
+                    "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\n"
+                )),
+                "database" => out.push_str(&format!("url = \"{}\"\n", db.display())),
+                _ => {}
+            }
+            out.push_str(body);
+            out.push_str("\n\n");
+        }
+        for (name, servers) in &self.upstreams {
+            let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
+            out.push_str(&format!(
+                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"200ms\"\n\n",
+                list.join(", ")
+            ));
+        }
+        for r in &self.routes {
+            out.push_str(&format!("[[routes]]\n{r}\n\n"));
+        }
+        out
+    }
+
+    pub fn start(self) -> TestGateway {
+        let dir = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let (addr, ops_addr) = (free_addr(), free_addr());
+        let db = dir.path().join("authgate.db");
+        let toml = self.render(addr, ops_addr, &db);
+        let config_path = dir.path().join(format!("authgate-{}.toml", addr.port()));
+        std::fs::write(&config_path, &toml).unwrap();
+        let config = authgate::config::load(&config_path)
+            .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
+        let server = authgate::build_server(&config).expect("gateway builds");
+        let stop = Arc::new(Notify::new());
+        let watch = StopWatch(stop.clone());
+        let thread = std::thread::spawn(move || {
+            server.run(RunArgs {
+                shutdown_signal: Box::new(watch),
+            })
+        });
+        wait_for_port(addr);
+        wait_for_port(ops_addr);
+        TestGateway {
+            addr,
+            ops_addr,
+            dir,
+            config_path,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+struct StopWatch(Arc<Notify>);
+
+#[async_trait]
+impl ShutdownSignalWatch for StopWatch {
+    async fn recv(&self) -> ShutdownSignal {
+        self.0.notified().await;
+        ShutdownSignal::FastShutdown
+    }
+}
+
+/// A running gateway; dropped, it shuts down and its thread is joined.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub ops_addr: SocketAddr,
+    pub dir: Arc<tempfile::TempDir>,
+    pub config_path: PathBuf,
+    stop: Arc<Notify>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestGateway {
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("authgate.db")
+    }
+
+    /// Stops the gateway and waits for it to be gone.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
