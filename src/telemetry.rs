@@ -1,6 +1,7 @@
 //! Logging: a tracing subscriber writing text or JSON lines, with pingora's `log` records
 //! bridged in. The level comes from `RUST_LOG` when set, else from `[log] level`.
 
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};

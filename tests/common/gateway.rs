@@ -59,7 +59,7 @@ impl GatewayBuilder {
             "rate_limits".into(),
             "register = \"10000/1m\"\nlogin = \"10000/1m\"\nrefresh = \"10000/1m\"".into(),
         );
-        sections.insert("log".into(), "level = \"warn\"".into());
+        sections.insert("log".into(), std::env::var("AUTHGATE_TEST_LOG").map(|l| format!("level = \"{l}\"")).unwrap_or_else(|_| "level = \"warn\"".into()));
         Self {
             sections,
             routes: Vec::new(),
@@ -138,6 +138,7 @@ impl GatewayBuilder {
         std::fs::write(&config_path, &toml).unwrap();
         let config = authgate::config::load(&config_path)
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
+        authgate::telemetry::init(&config.log);
         let server = authgate::build_server(&config).expect("gateway builds");
         let stop = Arc::new(Notify::new());
         let watch = StopWatch(stop.clone());

@@ -106,14 +106,15 @@ pub fn parse_responses(mut raw: &[u8]) -> Vec<Resp> {
     out
 }
 
-/// Sends raw bytes, reads until the server closes (or 5 s pass), returns the raw answer.
+/// Sends raw bytes, reads until the server closes (or 5 s of silence), returns the raw
+/// answer. The write side stays open: a proxy takes a half-closed connection for a client
+/// that has gone away.
 pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect to gateway");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream.write_all(request).expect("send request");
-    let _ = stream.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let mut buf = [0u8; 16384];
     loop {
