@@ -6,13 +6,29 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// pingora's debug records print whole request headers, Authorization included, so its
+/// crates never log below info, whatever level is asked for.
+const CAPS: [&str; 2] = ["pingora_proxy=info", "pingora_core=info"];
+
+/// The filter: the asked-for level, with pingora capped at info.
+fn filter(level: &str) -> EnvFilter {
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    if filter
+        .max_level_hint()
+        .is_some_and(|l| l > LevelFilter::INFO)
+    {
+        for cap in CAPS {
+            filter = filter.add_directive(cap.parse().expect("valid directive"));
+        }
+    }
+    filter
+}
+
 /// Installs the global subscriber; a second call (as in tests) changes nothing.
 pub fn init(config: &LogConfig) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
     let _ = tracing_log::LogTracer::init();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(&config.level))
         .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder

@@ -23,11 +23,20 @@ fn wrong_token_type_on_each_side() {
     let (gw, up) = standard();
     let (access, refresh) = tokens_for(&gw, "alice");
     let resp = with_token(gw.addr, "POST", "/refresh", &access);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Invalid token: Only refresh tokens are allowed"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Invalid token: Only refresh tokens are allowed")
+    );
     let resp = with_token(gw.addr, "GET", "/protected", &refresh);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Invalid token: Only non-refresh tokens are allowed"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Invalid token: Only non-refresh tokens are allowed")
+    );
     let resp = with_token(gw.addr, "POST", "/logout", &refresh);
-    assert_eq!(resp.msg(), "Invalid token: Only non-refresh tokens are allowed");
+    assert_eq!(
+        resp.msg(),
+        "Invalid token: Only non-refresh tokens are allowed"
+    );
     assert_eq!(up.count(), 0);
 }
 
@@ -36,7 +45,8 @@ fn refresh_for_a_deleted_user_is_404() {
     let (gw, _up) = standard();
     let (_, refresh) = tokens_for(&gw, "ghost");
     let conn = rusqlite::Connection::open(gw.db_path()).unwrap();
-    conn.execute("DELETE FROM users WHERE username = 'ghost'", []).unwrap();
+    conn.execute("DELETE FROM users WHERE username = 'ghost'", [])
+        .unwrap();
     let resp = with_token(gw.addr, "POST", "/refresh", &refresh);
     assert_eq!((resp.status, resp.msg().as_str()), (404, "User not found"));
 }
@@ -45,15 +55,27 @@ fn refresh_for_a_deleted_user_is_404() {
 fn logout_ends_the_whole_session() {
     let (gw, up) = standard();
     let (access, refresh) = tokens_for(&gw, "alice");
-    let refreshed = with_token(gw.addr, "POST", "/refresh", &refresh).json()["access_token"].as_str().unwrap().to_string();
+    let refreshed = with_token(gw.addr, "POST", "/refresh", &refresh).json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let resp = with_token(gw.addr, "POST", "/logout", &access);
-    assert_eq!((resp.status, resp.msg().as_str()), (200, "Successfully logged out"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (200, "Successfully logged out")
+    );
     for token in [&access, &refreshed] {
         let resp = with_token(gw.addr, "GET", "/protected", token);
-        assert_eq!((resp.status, resp.msg().as_str()), (401, "Token has been revoked"));
+        assert_eq!(
+            (resp.status, resp.msg().as_str()),
+            (401, "Token has been revoked")
+        );
     }
     let resp = with_token(gw.addr, "POST", "/refresh", &refresh);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Token has been revoked"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Token has been revoked")
+    );
     assert_eq!(up.count(), 0, "no revoked request reached the upstream");
 }
 
@@ -61,10 +83,17 @@ fn logout_ends_the_whole_session() {
 fn logout_leaves_other_sessions_alone() {
     let (gw, _up) = standard();
     let (first, _) = tokens_for(&gw, "alice");
-    let login = post_json(gw.addr, "/login", &serde_json::json!({"username": "alice", "password": "Password123"}));
+    let login = post_json(
+        gw.addr,
+        "/login",
+        &serde_json::json!({"username": "alice", "password": "Password123"}),
+    );
     let second = login.json()["access_token"].as_str().unwrap().to_string();
     assert_eq!(with_token(gw.addr, "POST", "/logout", &first).status, 200);
-    assert_eq!(with_token(gw.addr, "GET", "/protected", &second).status, 200);
+    assert_eq!(
+        with_token(gw.addr, "GET", "/protected", &second).status,
+        200
+    );
 }
 
 #[test]
@@ -77,10 +106,18 @@ fn revocation_survives_a_restart() {
     let again = builder.database_of(&gw).start();
     gw.stop();
     let resp = with_token(again.addr, "GET", "/protected", &access);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Token has been revoked"));
-    assert_eq!(with_token(again.addr, "POST", "/refresh", &refresh).msg(), "Token has been revoked");
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Token has been revoked")
+    );
+    assert_eq!(
+        with_token(again.addr, "POST", "/refresh", &refresh).msg(),
+        "Token has been revoked"
+    );
     let conn = rusqlite::Connection::open(again.db_path()).unwrap();
-    let rows: i64 = conn.query_row("SELECT count(*) FROM revocations", [], |r| r.get(0)).unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM revocations", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(rows, 1);
 }
 
@@ -91,8 +128,14 @@ fn a_second_gateway_on_the_same_database_learns_the_revocation() {
     let first = builder.clone().start();
     let second = builder.database_of(&first).start();
     let (access, _) = tokens_for(&first, "alice");
-    assert_eq!(with_token(second.addr, "GET", "/protected", &access).status, 200);
-    assert_eq!(with_token(first.addr, "POST", "/logout", &access).status, 200);
+    assert_eq!(
+        with_token(second.addr, "GET", "/protected", &access).status,
+        200
+    );
+    assert_eq!(
+        with_token(first.addr, "POST", "/logout", &access).status,
+        200
+    );
     // sync_interval is 200 ms in the tests: two intervals and a margin.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
@@ -101,7 +144,10 @@ fn a_second_gateway_on_the_same_database_learns_the_revocation() {
             assert_eq!(resp.msg(), "Token has been revoked");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "second gateway still accepts the token");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second gateway still accepts the token"
+        );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
@@ -110,21 +156,48 @@ fn a_second_gateway_on_the_same_database_learns_the_revocation() {
 fn token_errors_of_the_contract() {
     let (gw, up) = standard();
     let resp = send(gw.addr, "GET", "/protected", &[], None);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Unauthorized: Missing Authorization Header"));
-    let resp = send(gw.addr, "GET", "/protected", &[("Authorization", "Basic YWxpY2U6cHc=")], None);
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Unauthorized: Missing Authorization Header")
+    );
+    let resp = send(
+        gw.addr,
+        "GET",
+        "/protected",
+        &[("Authorization", "Basic YWxpY2U6cHc=")],
+        None,
+    );
     assert_eq!(
         (resp.status, resp.msg().as_str()),
         (401, "Unauthorized: Missing 'Bearer' type in 'Authorization' header. Expected 'Authorization: Bearer <JWT>'")
     );
     let resp = with_token(gw.addr, "GET", "/protected", "abc.def");
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Invalid token: Not enough segments"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Invalid token: Not enough segments")
+    );
     let mut claims = common::tokens::access_claims();
-    let bad_sig = common::tokens::sign(&serde_json::json!({"alg": "HS256", "typ": "JWT"}), &claims, b"another-secret-that-is-long-enough!!");
+    let bad_sig = common::tokens::sign(
+        &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        &claims,
+        b"another-secret-that-is-long-enough!!",
+    );
     let resp = with_token(gw.addr, "GET", "/protected", &bad_sig);
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Invalid token: Signature verification failed"));
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Invalid token: Signature verification failed")
+    );
     claims["exp"] = serde_json::json!(common::tokens::now() - 60);
-    let resp = with_token(gw.addr, "GET", "/protected", &common::tokens::forge(&claims));
-    assert_eq!((resp.status, resp.msg().as_str()), (401, "Token has expired"));
+    let resp = with_token(
+        gw.addr,
+        "GET",
+        "/protected",
+        &common::tokens::forge(&claims),
+    );
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Token has expired")
+    );
     assert_eq!(up.count(), 0);
 }
 
@@ -133,6 +206,10 @@ fn logout_and_refresh_accept_post_only() {
     let (gw, _up) = standard();
     for path in ["/logout", "/refresh", "/login"] {
         let resp = send(gw.addr, "GET", path, &[], None);
-        assert_eq!((resp.status, resp.header("allow")), (405, Some("POST")), "{path}");
+        assert_eq!(
+            (resp.status, resp.header("allow")),
+            (405, Some("POST")),
+            "{path}"
+        );
     }
 }

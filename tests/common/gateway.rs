@@ -59,7 +59,12 @@ impl GatewayBuilder {
             "rate_limits".into(),
             "register = \"10000/1m\"\nlogin = \"10000/1m\"\nrefresh = \"10000/1m\"".into(),
         );
-        sections.insert("log".into(), std::env::var("AUTHGATE_TEST_LOG").map(|l| format!("level = \"{l}\"")).unwrap_or_else(|_| "level = \"warn\"".into()));
+        sections.insert(
+            "log".into(),
+            std::env::var("AUTHGATE_TEST_LOG")
+                .map(|l| format!("level = \"{l}\""))
+                .unwrap_or_else(|_| "level = \"warn\"".into()),
+        );
         Self {
             sections,
             routes: Vec::new(),
