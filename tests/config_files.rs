@@ -1,0 +1,149 @@
+//! Every shipped config file loads; bad configs are refused with the key named.
+
+use std::path::Path;
+
+use authgate::config::{self, AuthMode};
+
+#[test]
+fn every_file_in_config_loads() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let file = config::parse(&path, &text).unwrap_or_else(|e| panic!("{e}"));
+            config::Config::try_from(file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
+fn shipped_default_config_has_the_documented_values() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/authgate.toml");
+    let c = config::Config::try_from(
+        config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
+    assert_eq!(c.database.path, Path::new("data/authgate.db"));
+    assert_eq!(c.tokens.access_ttl.as_secs(), 3600);
+    assert_eq!(c.tokens.refresh_ttl.as_secs(), 30 * 86400);
+    assert_eq!(c.tokens.leeway.as_secs(), 5);
+    assert!(c.tokens.secret.is_none());
+    assert_eq!(c.identity.user_id_header, "X-User-Id");
+    assert_eq!(c.rate_limits.register.count, 10);
+    assert_eq!(c.rate_limits.register.period.as_secs(), 300);
+    assert_eq!(c.routes[0].prefix, "/protected");
+    assert_eq!(c.routes[0].auth, AuthMode::Required);
+}
+
+fn refused(toml: &str) -> String {
+    let file = match config::parse(Path::new("test.toml"), toml) {
+        Ok(f) => f,
+        Err(e) => return e.to_string(),
+    };
+    match config::Config::try_from(file) {
+        Ok(_) => panic!("config accepted:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const UPSTREAM: &str = "[[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n";
+
+#[test]
+fn bad_configs_name_the_key() {
+    let cases = [
+        (
+            "[server]\nlisten = \"127.0.0.1:5000\"\nlisten_typo = 1\n",
+            "listen_typo",
+        ),
+        ("[tokens]\naccess_ttl = \"soon\"\n", "tokens.access_ttl"),
+        ("[tokens]\nsecret = \"too-short\"\n", "tokens.secret"),
+        ("[server]\nthreads = 0\n", "server.threads"),
+        ("[rate_limits]\nlogin = \"lots\"\n", "rate_limits.login"),
+        ("[database]\nurl = \"mysql://x\"\n", "database.url"),
+        ("[log]\nformat = \"xml\"\n", "log.format"),
+        (
+            "[server]\ntrusted_proxies = [\"not-a-net\"]\n",
+            "server.trusted_proxies",
+        ),
+    ];
+    for (toml, key) in cases {
+        let msg = refused(toml);
+        assert!(
+            msg.contains(key),
+            "{toml:?} refused without naming {key}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn routes_and_upstreams_are_cross_checked() {
+    let missing = format!("{UPSTREAM}[[routes]]\nprefix = \"/a\"\nupstream = \"nope\"\n");
+    let msg = refused(&missing);
+    assert!(
+        msg.contains("routes[0].upstream") && msg.contains("nope"),
+        "{msg}"
+    );
+    let duplicate = format!("{UPSTREAM}[[routes]]\nprefix = \"/a\"\nupstream = \"api\"\n[[routes]]\nprefix = \"/a/\"\nupstream = \"api\"\n");
+    assert!(refused(&duplicate).contains("routes[1].prefix"));
+    let bad_auth =
+        format!("{UPSTREAM}[[routes]]\nprefix = \"/a\"\nupstream = \"api\"\nauth = \"maybe\"\n");
+    assert!(refused(&bad_auth).contains("routes[0].auth"));
+    let dots = format!("{UPSTREAM}[[routes]]\nprefix = \"/a/../b\"\nupstream = \"api\"\n");
+    assert!(refused(&dots).contains("routes[0].prefix"));
+    let two = format!("{UPSTREAM}{UPSTREAM}");
+    assert!(refused(&two).contains("upstreams[1].name"));
+}
+
+#[test]
+fn database_urls_in_every_accepted_form() {
+    assert_eq!(
+        config::parse_database_url("sqlite:///data/a.db").unwrap(),
+        Path::new("data/a.db")
+    );
+    assert_eq!(
+        config::parse_database_url("sqlite:////var/lib/a.db").unwrap(),
+        Path::new("/var/lib/a.db")
+    );
+    assert_eq!(
+        config::parse_database_url("/tmp/a.db").unwrap(),
+        Path::new("/tmp/a.db")
+    );
+    let err = config::parse_database_url("postgres://user:hunter2@db/x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains("hunter2"),
+        "password leaked into the error: {err}"
+    );
+}
+
+#[test]
+fn check_command_validates_and_names_the_key() {
+    let bin = env!("CARGO_BIN_EXE_authgate");
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/authgate.toml");
+    let ok = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&shipped)
+        .env_remove("JWT_SECRET_KEY")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[tokens]\nleeway = \"forever\"\n").unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.leeway"));
+}
