@@ -25,6 +25,7 @@ use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
 
+use crate::auth::login_throttle::LoginThrottle;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::{AuthService, TokenService};
@@ -85,6 +86,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
             config.limits.hash_queue,
             metrics.clone(),
         ),
+        login_throttle: LoginThrottle::new(config.rate_limits.login_failures),
         metrics: metrics.clone(),
     });
     let (upstreams, health_checks) =
@@ -103,7 +105,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
 
     let gateway = Gateway::new(
         config,
-        auth,
+        auth.clone(),
         upstreams.clone(),
         limits.clone(),
         metrics.clone(),
@@ -138,6 +140,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     }
 
     let maintenance = maintenance::Maintenance {
+        auth,
         store,
         revocations,
         limits,

@@ -10,11 +10,13 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::auth::revocation::{sync_loop, RevocationCache};
+use crate::auth::AuthService;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub struct Maintenance {
+    pub auth: Arc<AuthService>,
     pub store: Arc<dyn Store>,
     pub revocations: Arc<RevocationCache>,
     pub limits: Arc<RateLimits>,
@@ -40,6 +42,7 @@ impl BackgroundService for Maintenance {
                     _ = shutdown.changed() => return,
                 }
                 self.limits.evict_idle();
+                self.auth.login_throttle.evict_idle();
                 self.metrics
                     .revocation_cache_entries
                     .set(self.revocations.len() as i64);

@@ -36,6 +36,8 @@ pub enum AuthError {
     BodyTooLarge,
     #[error("Unsupported Media Type: expected Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("Rate limit exceeded. Try again later.")]
+    TooManyFailures { retry_after_secs: u64 },
     #[error("Server busy, try again later")]
     Busy,
     #[error("Service unavailable: the account database cannot be reached")]
@@ -89,6 +91,7 @@ impl AuthError {
             UserNotFound => StatusCode::NOT_FOUND,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -2,6 +2,7 @@
 //! the Bearer check every required route shares. Transport-free: the gateway hands in the
 //! body and the Authorization values and writes out the [`Reply`].
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::StatusCode;
@@ -11,6 +12,7 @@ use uuid::Uuid;
 use super::bearer::bearer_token;
 use super::error::{AuthError, TokenError};
 use super::json_body::parse_object;
+use super::login_throttle::LoginThrottle;
 use super::password::PasswordHasher;
 use super::revocation::{now_ms, RevocationCache};
 use super::tokens::{TokenService, TokenType, VerifiedToken};
@@ -32,6 +34,7 @@ pub struct AuthService {
     pub tokens: TokenService,
     pub revocations: Arc<RevocationCache>,
     pub hasher: PasswordHasher,
+    pub login_throttle: LoginThrottle,
     pub metrics: Arc<Metrics>,
 }
 
@@ -134,12 +137,13 @@ impl AuthService {
     }
 
     /// `POST /login`.
-    pub async fn login(&self, body: &[u8]) -> Result<Reply, AuthError> {
-        let result = self.login_inner(body).await;
+    pub async fn login(&self, body: &[u8], client_ip: Option<IpAddr>) -> Result<Reply, AuthError> {
+        let result = self.login_inner(body, client_ip).await;
         let label = match &result {
             Ok(_) => "success",
             Err(AuthError::InvalidCredentials) => "invalid_credentials",
             Err(AuthError::Deactivated) => "deactivated",
+            Err(AuthError::TooManyFailures { .. }) => "throttled",
             Err(AuthError::Busy | AuthError::StoreUnavailable) => "unavailable",
             Err(_) => "bad_request",
         };
@@ -147,8 +151,33 @@ impl AuthService {
         result
     }
 
-    async fn login_inner(&self, body: &[u8]) -> Result<Reply, AuthError> {
+    async fn login_inner(
+        &self,
+        body: &[u8],
+        client_ip: Option<IpAddr>,
+    ) -> Result<Reply, AuthError> {
         let input = validation::credentials(&parse_object(body)?)?;
+        if let Some(ip) = client_ip {
+            if let Err(retry_after_secs) = self.login_throttle.check(&input.username, ip) {
+                tracing::info!(target: "audit", event = "login_failed", reason = "throttled");
+                return Err(AuthError::TooManyFailures { retry_after_secs });
+            }
+        }
+        let username = input.username.clone();
+        let result = self.check_credentials(input).await;
+        if let Some(ip) = client_ip {
+            match &result {
+                Ok(_) => self.login_throttle.record_success(&username, ip),
+                Err(AuthError::InvalidCredentials) => {
+                    self.login_throttle.record_failure(&username, ip)
+                }
+                Err(_) => {}
+            }
+        }
+        result
+    }
+
+    async fn check_credentials(&self, input: validation::Credentials) -> Result<Reply, AuthError> {
         if input.password.chars().count() > validation::MAX_PASSWORD_CHARS {
             // Cannot match any stored password; refused before any hashing.
             return Err(AuthError::InvalidCredentials);

@@ -23,6 +23,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub log: LogFile,
     #[serde(default)]
+    pub cors: CorsFile,
+    #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
@@ -136,6 +138,7 @@ pub struct RateLimitsFile {
     pub register: String,
     pub login: String,
     pub refresh: String,
+    pub login_failures: String,
     pub authenticated: String,
     pub public: String,
 }
@@ -146,8 +149,33 @@ impl Default for RateLimitsFile {
             register: "10/5m".into(),
             login: "20/5m".into(),
             refresh: "60/5m".into(),
+            login_failures: "5/15m".into(),
             authenticated: "6000/1m".into(),
             public: "3000/1m".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsFile {
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub max_age: String,
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsFile {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allowed_methods: ["GET", "POST", "PUT", "PATCH", "DELETE"]
+                .map(String::from)
+                .to_vec(),
+            allowed_headers: ["Authorization", "Content-Type"].map(String::from).to_vec(),
+            max_age: "10m".into(),
+            allow_credentials: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::error::ConfigError;
-use super::file::{FileConfig, RouteFile, UpstreamFile};
+use super::file::{CorsFile, FileConfig, RouteFile, UpstreamFile};
 
 /// Everything the gateway needs, checked.
 #[derive(Debug, Clone)]
@@ -21,6 +21,7 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub rate_limits: RateLimitsConfig,
     pub log: LogConfig,
+    pub cors: CorsConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -82,8 +83,20 @@ pub struct RateLimitsConfig {
     pub register: RateSpec,
     pub login: RateSpec,
     pub refresh: RateSpec,
+    /// Failed logins per username and client IP before further attempts are refused.
+    pub login_failures: RateSpec,
     pub authenticated: RateSpec,
     pub public: RateSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct CorsConfig {
+    /// Empty: no CORS headers at all. `"*"`: any origin.
+    pub allowed_origins: Vec<String>,
+    pub allowed_methods: Vec<String>,
+    pub allowed_headers: Vec<String>,
+    pub max_age: Duration,
+    pub allow_credentials: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +286,45 @@ fn route(
     })
 }
 
+fn cors(file: CorsFile) -> Result<CorsConfig, ConfigError> {
+    for origin in &file.allowed_origins {
+        let valid = origin == "*"
+            || ((origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && http::HeaderValue::from_str(origin).is_ok());
+        if !valid {
+            return Err(ConfigError::invalid(
+                "cors.allowed_origins",
+                format!("{origin:?} is not \"*\" or an origin like \"https://app.example.com\""),
+            ));
+        }
+    }
+    if file.allow_credentials && file.allowed_origins.iter().any(|o| o == "*") {
+        return Err(ConfigError::invalid(
+            "cors.allow_credentials",
+            "cannot be combined with the \"*\" origin",
+        ));
+    }
+    for h in &file.allowed_headers {
+        header_name("cors.allowed_headers", h)?;
+    }
+    for m in &file.allowed_methods {
+        http::Method::from_bytes(m.as_bytes()).map_err(|_| {
+            ConfigError::invalid(
+                "cors.allowed_methods",
+                format!("{m:?} is not an HTTP method"),
+            )
+        })?;
+    }
+    Ok(CorsConfig {
+        allowed_origins: file.allowed_origins,
+        allowed_methods: file.allowed_methods,
+        allowed_headers: file.allowed_headers,
+        max_age: duration("cors.max_age", &file.max_age)?,
+        allow_credentials: file.allow_credentials,
+    })
+}
+
 impl TryFrom<FileConfig> for Config {
     type Error = ConfigError;
 
@@ -392,6 +444,7 @@ impl TryFrom<FileConfig> for Config {
             register: parse_rate("rate_limits.register", &r.register)?,
             login: parse_rate("rate_limits.login", &r.login)?,
             refresh: parse_rate("rate_limits.refresh", &r.refresh)?,
+            login_failures: parse_rate("rate_limits.login_failures", &r.login_failures)?,
             authenticated: parse_rate("rate_limits.authenticated", &r.authenticated)?,
             public: parse_rate("rate_limits.public", &r.public)?,
         };
@@ -409,6 +462,8 @@ impl TryFrom<FileConfig> for Config {
             },
             level: file.log.level,
         };
+
+        let cors = cors(file.cors)?;
 
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();
@@ -443,6 +498,7 @@ impl TryFrom<FileConfig> for Config {
             limits,
             rate_limits,
             log,
+            cors,
             upstreams,
             routes,
         })

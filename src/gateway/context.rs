@@ -19,6 +19,8 @@ pub struct RequestCtx {
     pub identity: Option<VerifiedToken>,
     /// Status of a response the gateway wrote itself.
     pub status: Option<u16>,
+    /// The request's `Origin`, when CORS allows it.
+    pub cors_origin: Option<String>,
 }
 
 impl RequestCtx {
@@ -31,6 +33,7 @@ impl RequestCtx {
             endpoint: None,
             identity: None,
             status: None,
+            cors_origin: None,
         }
     }
 }

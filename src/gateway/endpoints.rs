@@ -28,6 +28,9 @@ pub fn auth_error(e: &AuthError) -> JsonResponse {
     let resp = JsonResponse::error(e.status(), e);
     match e {
         AuthError::Busy | AuthError::StoreUnavailable => resp.header("Retry-After", "1"),
+        AuthError::TooManyFailures { retry_after_secs } => {
+            resp.header("Retry-After", retry_after_secs.to_string())
+        }
         _ => resp,
     }
 }
@@ -131,7 +134,7 @@ async fn handle(
         }
         Endpoint::Login => {
             check_content_type(session)?;
-            auth.login(&body).await
+            auth.login(&body, gw.client_ip(session)).await
         }
         Endpoint::Logout => {
             auth.logout(authorization.iter().map(|v| v.as_bytes()))
@@ -153,12 +156,7 @@ async fn handle(
     })
 }
 
-/// Answers one request to a built-in endpoint; returns the status written.
-pub async fn serve(
-    gw: &Gateway,
-    session: &mut Session,
-    endpoint: Endpoint,
-) -> pingora::Result<u16> {
-    let resp = handle(gw, session, endpoint).await.unwrap_or_else(|e| e);
-    resp.send(session).await
+/// Answers one request to a built-in endpoint.
+pub async fn serve(gw: &Gateway, session: &mut Session, endpoint: Endpoint) -> JsonResponse {
+    handle(gw, session, endpoint).await.unwrap_or_else(|e| e)
 }

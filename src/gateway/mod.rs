@@ -5,6 +5,7 @@
 mod access_log;
 pub mod client_ip;
 mod context;
+pub mod cors;
 pub mod endpoints;
 pub mod identity;
 pub mod path;
@@ -42,6 +43,7 @@ pub struct Gateway {
     pub router: Router,
     pub upstreams: Arc<Upstreams>,
     pub identity: IdentityHeaders,
+    pub cors: cors::Cors,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
@@ -66,6 +68,7 @@ impl Gateway {
             router,
             upstreams,
             identity: IdentityHeaders::new(&config.identity),
+            cors: cors::Cors::new(&config.cors),
             limits,
             metrics,
             trusted_proxies: config.server.trusted_proxies.clone(),
@@ -90,6 +93,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         resp: JsonResponse,
     ) -> Result<bool> {
+        let resp = self.cors.decorate(resp, ctx.cors_origin.as_deref());
         ctx.status = Some(resp.send(session).await?);
         Ok(true)
     }
@@ -133,6 +137,10 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_read_timeout(Some(self.client_timeout));
         ctx.client_ip = self.client_ip(session);
+        if let Some(preflight) = self.cors.preflight(session.req_header()) {
+            return self.answer(session, ctx, preflight).await;
+        }
+        ctx.cors_origin = self.cors.allowed_origin(session.req_header());
         let path = match path::normalize(session.req_header().uri.path()) {
             Ok(p) => p,
             Err(e) => {
@@ -149,8 +157,8 @@ impl ProxyHttp for Gateway {
         let route = match self.router.resolve(&path) {
             Target::Endpoint(endpoint) => {
                 ctx.endpoint = Some(endpoint);
-                ctx.status = Some(endpoints::serve(self, session, endpoint).await?);
-                return Ok(true);
+                let resp = endpoints::serve(self, session, endpoint).await;
+                return self.answer(session, ctx, resp).await;
             }
             Target::NotFound => {
                 return self
@@ -230,8 +238,10 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         resp: &mut ResponseHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        self.cors
+            .decorate_upstream(resp, ctx.cors_origin.as_deref())?;
         respond::add_security_headers(resp)
     }
 

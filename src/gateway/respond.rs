@@ -33,6 +33,8 @@ pub struct JsonResponse {
     pub body: Value,
     pub headers: Vec<(&'static str, String)>,
     pub no_store: bool,
+    /// No body at all (204 answers).
+    pub empty_body: bool,
 }
 
 impl JsonResponse {
@@ -42,6 +44,7 @@ impl JsonResponse {
             body,
             headers: Vec::new(),
             no_store: false,
+            empty_body: false,
         }
     }
 
@@ -57,9 +60,15 @@ impl JsonResponse {
 
     /// The header block and body, ready to write.
     pub fn into_parts(self, head_request: bool) -> Result<(ResponseHeader, Bytes)> {
-        let body = Bytes::from(serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()));
+        let body = if self.empty_body {
+            Bytes::new()
+        } else {
+            Bytes::from(serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()))
+        };
         let mut resp = ResponseHeader::build(self.status, Some(8 + self.headers.len()))?;
-        resp.insert_header("Content-Type", "application/json")?;
+        if !self.empty_body {
+            resp.insert_header("Content-Type", "application/json")?;
+        }
         resp.insert_header("Content-Length", body.len().to_string())?;
         if self.no_store {
             resp.insert_header("Cache-Control", "no-store")?;
