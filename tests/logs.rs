@@ -1,0 +1,125 @@
+//! The real binary's logs, as an operator sees them: JSON lines with one access event per
+//! request and audit events, and never a password, a token or an Authorization value.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+use common::gateway::{free_addr, wait_for_port};
+use common::*;
+use serde_json::{json, Value};
+
+#[test]
+fn json_logs_carry_access_and_audit_events_and_no_secrets() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ops) = (free_addr(), free_addr());
+    let config = dir.path().join("authgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{addr}\"\nmetrics_listen = \"{ops}\"\nthreads = 1\n\
+             [database]\nurl = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n\
+             [[upstreams]]\nname = \"backend\"\nservers = [\"{}\"]\n\
+             [[routes]]\nprefix = \"/protected\"\nupstream = \"backend\"\n",
+            dir.path().join("authgate.db").display(),
+            up.addr
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .env_remove("JWT_SECRET_KEY")
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(addr);
+
+    let password = "Sup3r secret pässword";
+    let reg = post_json(
+        addr,
+        "/register",
+        &json!({"username": "logme", "email": "logme@example.com", "password": password}),
+    );
+    assert_eq!(reg.status, 201);
+    let access = reg.json()["access_token"].as_str().unwrap().to_string();
+    let refresh = reg.json()["refresh_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        post_json(
+            addr,
+            "/login",
+            &json!({"username": "logme", "password": "wrong password 1"})
+        )
+        .status,
+        401
+    );
+    assert_eq!(with_token(addr, "GET", "/protected", &access).status, 200);
+    assert_eq!(with_token(addr, "POST", "/refresh", &refresh).status, 200);
+    assert_eq!(with_token(addr, "POST", "/logout", &access).status, 200);
+    assert_eq!(with_token(addr, "GET", "/protected", &access).status, 401);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+
+    let events: Vec<Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    for secret in [
+        password,
+        "wrong password 1",
+        access.as_str(),
+        refresh.as_str(),
+        "Bearer",
+    ] {
+        assert!(!stderr.contains(secret), "the logs contain {secret:?}");
+    }
+    let access_events: Vec<&Value> = events.iter().filter(|e| e["target"] == "access").collect();
+    assert_eq!(access_events.len(), 6, "one access event per request");
+    let proxied = access_events
+        .iter()
+        .find(|e| e["status"] == 200 && e["path"] == "/protected")
+        .unwrap();
+    assert_eq!(proxied["route"], "/protected");
+    assert_eq!(proxied["user_id"], 1);
+    assert_eq!(proxied["client_ip"], "127.0.0.1");
+    assert_eq!(proxied["upstream"], "backend");
+    assert!(proxied["duration_us"].is_u64());
+    let audit: Vec<&str> = events
+        .iter()
+        .filter(|e| e["target"] == "audit")
+        .filter_map(|e| e["event"].as_str())
+        .collect();
+    for expected in [
+        "register",
+        "login_failed",
+        "refresh",
+        "logout",
+        "revoked_token_presented",
+    ] {
+        assert!(
+            audit.contains(&expected),
+            "no audit event {expected}: {audit:?}"
+        );
+    }
+    let failure = events
+        .iter()
+        .find(|e| e["event"] == "login_failed")
+        .unwrap();
+    assert_eq!(failure["reason"], "invalid_credentials");
+}
