@@ -7,6 +7,7 @@
 //! binary and the integration tests share it.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod gateway;

@@ -17,6 +17,7 @@ pub struct Metrics {
     pub logins_total: IntCounterVec,
     pub registrations_total: IntCounterVec,
     pub tokens_revoked_total: IntCounter,
+    pub refresh_reuse_total: IntCounter,
     pub revocation_cache_entries: IntGauge,
     pub rate_limited_total: IntCounterVec,
     pub password_hash_seconds: Histogram,
@@ -85,6 +86,14 @@ impl Metrics {
                 IntCounter::new(
                     "authgate_tokens_revoked_total",
                     "Sessions revoked by this process.",
+                )
+                .expect("valid"),
+            ),
+            refresh_reuse_total: register(
+                &r,
+                IntCounter::new(
+                    "authgate_refresh_reuse_total",
+                    "Spent refresh tokens presented again (sessions revoked).",
                 )
                 .expect("valid"),
             ),

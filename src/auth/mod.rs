@@ -8,6 +8,7 @@ pub mod login_throttle;
 pub mod password;
 pub mod revocation;
 pub mod service;
+pub mod sessions;
 pub mod tokens;
 pub mod validation;
 

@@ -9,11 +9,14 @@ use std::time::Duration;
 use dashmap::DashMap;
 use uuid::Uuid;
 
-use crate::store::{Revocation, Store, StoreError};
+use super::tokens::VerifiedToken;
+use crate::store::{Revocation, Store, StoreError, UserCutoff};
 
 /// Revoked session and token ids with the time after which they no longer matter.
 pub struct RevocationCache {
     entries: DashMap<Uuid, i64>,
+    /// Per user: tokens issued at or before `.0` are revoked; `.1` is when that stops mattering.
+    cutoffs: DashMap<i64, (i64, i64)>,
     /// Row id of the newest revocation read from the database.
     cursor: AtomicI64,
     /// Unix milliseconds of the last successful read of the database.
@@ -32,15 +35,22 @@ impl RevocationCache {
     pub fn new(max_staleness: Duration) -> Self {
         Self {
             entries: DashMap::new(),
+            cutoffs: DashMap::new(),
             cursor: AtomicI64::new(0),
             synced_at_ms: AtomicI64::new(0),
             max_staleness_ms: max_staleness.as_millis().min(i64::MAX as u128) as i64,
         }
     }
 
-    /// True when the session or the token has been revoked.
-    pub fn is_revoked(&self, sid: &Uuid, jti: &Uuid) -> bool {
-        self.entries.contains_key(sid) || self.entries.contains_key(jti)
+    /// True when the token's session or the token itself has been revoked, or its user
+    /// logged out everywhere after it was issued.
+    pub fn is_revoked(&self, token: &VerifiedToken) -> bool {
+        self.entries.contains_key(&token.sid)
+            || self.entries.contains_key(&token.jti)
+            || self
+                .cutoffs
+                .get(&token.user_id)
+                .is_some_and(|c| token.iat <= c.0)
     }
 
     /// True while the cache reflects the database recently enough to be trusted.
@@ -49,7 +59,7 @@ impl RevocationCache {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.cutoffs.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -64,22 +74,44 @@ impl RevocationCache {
             .or_insert(revocation.expires_at);
     }
 
+    /// The time to issue a new token of `user_id` at: `now`, or just past a cutoff set in
+    /// this very second (logout everywhere followed at once by a new login), so the new
+    /// token is not caught by it. At most one second ahead, well within any leeway.
+    pub fn issue_time(&self, user_id: i64, now: i64) -> i64 {
+        match self.cutoffs.get(&user_id) {
+            Some(c) if c.0 >= now => c.0 + 1,
+            _ => now,
+        }
+    }
+
+    /// Adds a user cutoff this process has already committed to the database.
+    pub fn insert_cutoff(&self, cutoff: &UserCutoff) {
+        self.cutoffs
+            .entry(cutoff.user_id)
+            .and_modify(|c| *c = (c.0.max(cutoff.not_before), c.1.max(cutoff.expires_at)))
+            .or_insert((cutoff.not_before, cutoff.expires_at));
+    }
+
     /// Reads every revocation newer than the cursor (all of them at start-up).
     pub async fn sync(&self, store: &dyn Store, now: i64) -> Result<usize, StoreError> {
-        let (rows, cursor) = store
+        let batch = store
             .revocations_after(self.cursor.load(Ordering::Acquire), now)
             .await?;
-        for r in &rows {
+        for r in &batch.revocations {
             self.insert(r);
         }
-        self.cursor.fetch_max(cursor, Ordering::AcqRel);
+        for c in &batch.cutoffs {
+            self.insert_cutoff(c);
+        }
+        self.cursor.fetch_max(batch.cursor, Ordering::AcqRel);
         self.synced_at_ms.store(now_ms(), Ordering::Relaxed);
-        Ok(rows.len())
+        Ok(batch.revocations.len() + batch.cutoffs.len())
     }
 
     /// Drops entries that expired before `now`: no token they cover can still verify.
     pub fn prune(&self, now: i64) {
         self.entries.retain(|_, expires_at| *expires_at >= now);
+        self.cutoffs.retain(|_, (_, expires_at)| *expires_at >= now);
     }
 }
 

@@ -15,10 +15,10 @@ use super::json_body::parse_object;
 use super::login_throttle::LoginThrottle;
 use super::password::PasswordHasher;
 use super::revocation::{now_ms, RevocationCache};
-use super::tokens::{TokenService, TokenType, VerifiedToken};
+use super::tokens::{Subject, TokenService, TokenType, VerifiedToken};
 use super::validation;
 use crate::metrics::Metrics;
-use crate::store::{NewUser, Revocation, RevokedKind, Store, StoreError, User};
+use crate::store::{NewUser, Store, StoreError, User};
 
 /// A successful answer: status and JSON body. `carries_token` asks for `Cache-Control: no-store`.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ pub fn now_secs() -> i64 {
     now_ms() / 1000
 }
 
-fn store_error(e: StoreError) -> AuthError {
+pub(super) fn store_error(e: StoreError) -> AuthError {
     match e {
         StoreError::UsernameTaken => AuthError::UsernameTaken,
         StoreError::EmailTaken => AuthError::EmailTaken,
@@ -53,7 +53,7 @@ fn store_error(e: StoreError) -> AuthError {
     }
 }
 
-fn user_json(user: &User) -> Value {
+pub(super) fn user_json(user: &User) -> Value {
     json!({"id": user.id, "username": user.username, "email": user.email})
 }
 
@@ -70,7 +70,7 @@ impl AuthService {
         if !self.revocations.is_current() {
             return Err(AuthError::StoreUnavailable);
         }
-        if self.revocations.is_revoked(&verified.sid, &verified.jti) {
+        if self.revocations.is_revoked(&verified) {
             tracing::info!(target: "audit", event = "revoked_token_presented", user_id = verified.user_id);
             return Err(TokenError::Revoked.into());
         }
@@ -79,14 +79,19 @@ impl AuthService {
 
     /// Issues the access/refresh pair of a new login session.
     fn session_reply(&self, user: &User, status: StatusCode, msg: &str) -> Reply {
-        let now = now_secs();
+        let now = self.revocations.issue_time(user.id, now_secs());
         let sid = Uuid::new_v4();
+        let subject = Subject {
+            user_id: user.id,
+            username: &user.username,
+            sid,
+        };
         let access = self
             .tokens
-            .issue(user.id, &user.username, sid, TokenType::Access, true, now);
-        let refresh =
-            self.tokens
-                .issue(user.id, &user.username, sid, TokenType::Refresh, false, now);
+            .issue(&subject, TokenType::Access, true, now, None);
+        let refresh = self
+            .tokens
+            .issue(&subject, TokenType::Refresh, false, now, None);
         Reply {
             status,
             body: json!({"msg": msg, "user": user_json(user), "access_token": access, "refresh_token": refresh}),
@@ -207,64 +212,5 @@ impl AuthService {
         }
         tracing::info!(target: "audit", event = "login", user_id = user.id);
         Ok(self.session_reply(&user, StatusCode::OK, "Login successful"))
-    }
-
-    /// `POST /logout`: revokes the whole login session, durably, before answering.
-    pub async fn logout<'a>(
-        &self,
-        authorization: impl Iterator<Item = &'a [u8]>,
-    ) -> Result<Reply, AuthError> {
-        let token = self.verify_bearer(authorization, TokenType::Access)?;
-        // Covers the refresh token and every access token refreshed from it, whenever issued.
-        let expires_at = now_secs() + self.tokens.refresh_ttl() + self.tokens.access_ttl() + 60;
-        let revocation = Revocation {
-            id: token.sid,
-            kind: RevokedKind::Session,
-            user_id: token.user_id,
-            expires_at,
-        };
-        self.store
-            .revoke(revocation.clone())
-            .await
-            .map_err(store_error)?;
-        self.revocations.insert(&revocation);
-        self.metrics.tokens_revoked_total.inc();
-        tracing::info!(target: "audit", event = "logout", user_id = token.user_id);
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: json!({"msg": "Successfully logged out"}),
-            carries_token: false,
-        })
-    }
-
-    /// `POST /refresh`: a new access token in the same session.
-    pub async fn refresh<'a>(
-        &self,
-        authorization: impl Iterator<Item = &'a [u8]>,
-    ) -> Result<Reply, AuthError> {
-        let token = self.verify_bearer(authorization, TokenType::Refresh)?;
-        let user = self
-            .store
-            .user_by_id(token.user_id)
-            .await
-            .map_err(store_error)?
-            .ok_or(AuthError::UserNotFound)?;
-        if !user.active {
-            return Err(AuthError::Deactivated);
-        }
-        let access = self.tokens.issue(
-            user.id,
-            &user.username,
-            token.sid,
-            TokenType::Access,
-            false,
-            now_secs(),
-        );
-        tracing::info!(target: "audit", event = "refresh", user_id = user.id);
-        Ok(Reply {
-            status: StatusCode::OK,
-            body: json!({"msg": "Token refreshed", "access_token": access}),
-            carries_token: true,
-        })
     }
 }

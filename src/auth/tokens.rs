@@ -39,6 +39,14 @@ pub struct Claims {
     pub fresh: bool,
 }
 
+/// Whom a token is issued to, in which login session.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub user_id: i64,
+    pub username: &'a str,
+    pub sid: Uuid,
+}
+
 /// What a verified token says about its bearer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
@@ -47,6 +55,7 @@ pub struct VerifiedToken {
     pub token_type: TokenType,
     pub jti: Uuid,
     pub sid: Uuid,
+    pub iat: i64,
     pub exp: i64,
 }
 
@@ -61,6 +70,8 @@ pub struct TokenService {
     access_ttl: i64,
     refresh_ttl: i64,
     leeway: i64,
+    rotate_refresh: bool,
+    reuse_grace: i64,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -87,6 +98,8 @@ impl TokenService {
             access_ttl: secs(config.access_ttl),
             refresh_ttl: secs(config.refresh_ttl),
             leeway: secs(config.leeway),
+            rotate_refresh: config.rotate_refresh,
+            reuse_grace: secs(config.reuse_grace),
         }
     }
 
@@ -95,34 +108,50 @@ impl TokenService {
         self.refresh_ttl
     }
 
+    /// Clock skew tolerated, in seconds.
+    pub fn leeway(&self) -> i64 {
+        self.leeway
+    }
+
+    /// Whether `/refresh` replaces the presented refresh token.
+    pub fn rotate_refresh(&self) -> bool {
+        self.rotate_refresh
+    }
+
+    /// Seconds during which a spent refresh token may be presented again (lost responses).
+    pub fn reuse_grace(&self) -> i64 {
+        self.reuse_grace
+    }
+
     /// Lifetime of access tokens, in seconds.
     pub fn access_ttl(&self) -> i64 {
         self.access_ttl
     }
 
-    /// Signs a token of `token_type` for the user in session `sid`.
+    /// Signs a token of `token_type` for `subject`. It expires after the type's lifetime,
+    /// or at `not_after` if that is sooner (a rotated refresh token keeps its session's end).
     pub fn issue(
         &self,
-        user_id: i64,
-        username: &str,
-        sid: Uuid,
+        subject: &Subject<'_>,
         token_type: TokenType,
         fresh: bool,
         now: i64,
+        not_after: Option<i64>,
     ) -> String {
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
         };
+        let exp = now.saturating_add(ttl);
         let claims = Claims {
-            sub: user_id.to_string(),
-            username: username.to_string(),
+            sub: subject.user_id.to_string(),
+            username: subject.username.to_string(),
             token_type,
             jti: Uuid::new_v4().to_string(),
-            sid: sid.to_string(),
+            sid: subject.sid.to_string(),
             iat: now,
             nbf: now,
-            exp: now.saturating_add(ttl),
+            exp: not_after.map_or(exp, |n| n.min(exp)),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             fresh,
@@ -173,6 +202,7 @@ impl TokenService {
             token_type: c.token_type,
             jti,
             sid,
+            iat: c.iat,
             exp: c.exp,
         })
     }
@@ -220,6 +250,8 @@ mod tests {
             access_ttl: Duration::from_secs(3600),
             refresh_ttl: Duration::from_secs(86400),
             leeway: Duration::from_secs(5),
+            rotate_refresh: true,
+            reuse_grace: Duration::ZERO,
         };
         TokenService::new(&config, &[7u8; 32])
     }
@@ -228,7 +260,12 @@ mod tests {
     fn round_trip_and_type_check() {
         let s = service();
         let sid = Uuid::new_v4();
-        let t = s.issue(42, "alice", sid, TokenType::Access, true, 1_000_000);
+        let subject = Subject {
+            user_id: 42,
+            username: "alice",
+            sid,
+        };
+        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
         let v = s.verify(&t, TokenType::Access, 1_000_010).unwrap();
         assert_eq!((v.user_id, v.username.as_str(), v.sid), (42, "alice", sid));
         assert_eq!(
@@ -240,7 +277,12 @@ mod tests {
     #[test]
     fn expiry_respects_leeway_and_nbf_is_checked() {
         let s = service();
-        let t = s.issue(1, "a", Uuid::new_v4(), TokenType::Access, true, 1_000_000);
+        let subject = Subject {
+            user_id: 1,
+            username: "a",
+            sid: Uuid::new_v4(),
+        };
+        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
         assert!(s.verify(&t, TokenType::Access, 1_003_604).is_ok());
         assert_eq!(
             s.verify(&t, TokenType::Access, 1_003_606),

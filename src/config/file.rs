@@ -25,6 +25,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub cors: CorsFile,
     #[serde(default)]
+    pub forward_auth: ForwardAuthFile,
+    #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
@@ -83,6 +85,8 @@ pub struct TokensFile {
     pub access_ttl: String,
     pub refresh_ttl: String,
     pub leeway: String,
+    pub rotate_refresh: bool,
+    pub reuse_grace: String,
 }
 
 impl Default for TokensFile {
@@ -94,6 +98,8 @@ impl Default for TokensFile {
             access_ttl: "1h".into(),
             refresh_ttl: "30d".into(),
             leeway: "5s".into(),
+            rotate_refresh: true,
+            reuse_grace: "0s".into(),
         }
     }
 }
@@ -176,6 +182,20 @@ impl Default for CorsFile {
             allowed_headers: ["Authorization", "Content-Type"].map(String::from).to_vec(),
             max_age: "10m".into(),
             allow_credentials: false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardAuthFile {
+    pub path: String,
+}
+
+impl Default for ForwardAuthFile {
+    fn default() -> Self {
+        Self {
+            path: "/auth/verify".into(),
         }
     }
 }

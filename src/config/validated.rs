@@ -22,6 +22,7 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     pub log: LogConfig,
     pub cors: CorsConfig,
+    pub forward_auth: ForwardAuthConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -56,6 +57,10 @@ pub struct TokenConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub leeway: Duration,
+    /// `/refresh` also returns a new refresh token and spends the presented one.
+    pub rotate_refresh: bool,
+    /// How long a spent refresh token may be presented again before it counts as theft.
+    pub reuse_grace: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -87,6 +92,13 @@ pub struct RateLimitsConfig {
     pub login_failures: RateSpec,
     pub authenticated: RateSpec,
     pub public: RateSpec,
+}
+
+/// The forward-auth endpoint for other proxies (nginx `auth_request` and the like).
+#[derive(Debug, Clone)]
+pub struct ForwardAuthConfig {
+    /// `None`: disabled.
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -397,6 +409,8 @@ impl TryFrom<FileConfig> for Config {
             access_ttl: duration("tokens.access_ttl", &t.access_ttl)?,
             refresh_ttl: duration("tokens.refresh_ttl", &t.refresh_ttl)?,
             leeway: duration("tokens.leeway", &t.leeway)?,
+            rotate_refresh: t.rotate_refresh,
+            reuse_grace: duration("tokens.reuse_grace", &t.reuse_grace)?,
         };
         if tokens.access_ttl.is_zero() || tokens.refresh_ttl.is_zero() {
             return Err(ConfigError::invalid(
@@ -464,6 +478,24 @@ impl TryFrom<FileConfig> for Config {
         };
 
         let cors = cors(file.cors)?;
+        let forward_auth = ForwardAuthConfig {
+            path: match file.forward_auth.path.as_str() {
+                "" => None,
+                p if p.starts_with('/')
+                    && !p.contains("//")
+                    && !p.contains('%')
+                    && !p.split('/').any(|s| s == "." || s == "..") =>
+                {
+                    Some(p.to_string())
+                }
+                p => {
+                    return Err(ConfigError::invalid(
+                        "forward_auth.path",
+                        format!("{p:?} must be a normalised path starting with '/', or empty"),
+                    ))
+                }
+            },
+        };
 
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();
@@ -499,6 +531,7 @@ impl TryFrom<FileConfig> for Config {
             rate_limits,
             log,
             cors,
+            forward_auth,
             upstreams,
             routes,
         })

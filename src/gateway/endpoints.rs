@@ -9,7 +9,7 @@ use pingora::proxy::Session;
 use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
-use crate::auth::{AuthError, Reply};
+use crate::auth::{AuthError, Reply, TokenType};
 use crate::limits::Limited;
 
 /// What a client sees when a rate limit refuses it.
@@ -113,7 +113,7 @@ async fn handle(
             Endpoint::Register => Some(&gw.limits.register),
             Endpoint::Login => Some(&gw.limits.login),
             Endpoint::Refresh => Some(&gw.limits.refresh),
-            Endpoint::Logout => None,
+            Endpoint::Logout | Endpoint::LogoutAll | Endpoint::Verify => None,
         };
         if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
             gw.metrics
@@ -136,6 +136,11 @@ async fn handle(
             check_content_type(session)?;
             auth.login(&body, gw.client_ip(session)).await
         }
+        Endpoint::LogoutAll => {
+            auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
+                .await
+        }
+        Endpoint::Verify => unreachable!("answered before the body is read"),
         Endpoint::Logout => {
             auth.logout(authorization.iter().map(|v| v.as_bytes()))
                 .await
@@ -156,7 +161,37 @@ async fn handle(
     })
 }
 
+/// The forward-auth check: 204 with the identity headers for a valid access token, else
+/// the contract's 401. Any method, so the calling proxy may pass the original one on.
+fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
+    let authorization = session.req_header().headers.get_all(AUTHORIZATION);
+    match gw.auth.verify_bearer(
+        authorization.iter().map(|v| v.as_bytes()),
+        TokenType::Access,
+    ) {
+        Ok(token) => {
+            let mut resp = JsonResponse::new(StatusCode::NO_CONTENT, serde_json::Value::Null)
+                .header(gw.identity.user_id_name(), token.user_id.to_string())
+                .header(gw.identity.username_name(), token.username);
+            resp.empty_body = true;
+            resp
+        }
+        Err(e) => {
+            if let AuthError::Token(t) = &e {
+                gw.metrics
+                    .auth_failures_total
+                    .with_label_values(&[t.reason()])
+                    .inc();
+            }
+            auth_error(&e)
+        }
+    }
+}
+
 /// Answers one request to a built-in endpoint.
 pub async fn serve(gw: &Gateway, session: &mut Session, endpoint: Endpoint) -> JsonResponse {
+    if endpoint == Endpoint::Verify {
+        return verify(gw, session);
+    }
     handle(gw, session, endpoint).await.unwrap_or_else(|e| e)
 }

@@ -41,6 +41,14 @@ impl IdentityHeaders {
         }
     }
 
+    pub fn user_id_name(&self) -> &str {
+        self.user_id.as_str()
+    }
+
+    pub fn username_name(&self) -> &str {
+        self.username.as_str()
+    }
+
     fn is_identity(&self, name: &str) -> bool {
         same_header(name, self.user_id.as_str()) || same_header(name, self.username.as_str())
     }

@@ -60,7 +60,7 @@ impl Gateway {
         metrics: Arc<Metrics>,
     ) -> Self {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
-        let router = Router::new(&config.routes, |name| {
+        let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
             names.iter().position(|n| *n == name).unwrap_or(0)
         });
         Self {

@@ -31,7 +31,7 @@ pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
 pub struct JsonResponse {
     pub status: StatusCode,
     pub body: Value,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(String, String)>,
     pub no_store: bool,
     /// No body at all (204 answers).
     pub empty_body: bool,
@@ -53,8 +53,8 @@ impl JsonResponse {
         Self::new(status, json!({"msg": msg.to_string()}))
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
         self
     }
 

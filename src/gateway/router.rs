@@ -11,7 +11,10 @@ pub enum Endpoint {
     Register,
     Login,
     Logout,
+    LogoutAll,
     Refresh,
+    /// The forward-auth check for other proxies (`[forward_auth] path`).
+    Verify,
 }
 
 impl Endpoint {
@@ -20,6 +23,7 @@ impl Endpoint {
             "/register" => Endpoint::Register,
             "/login" => Endpoint::Login,
             "/logout" => Endpoint::Logout,
+            "/logout/all" => Endpoint::LogoutAll,
             "/refresh" => Endpoint::Refresh,
             _ => return None,
         })
@@ -31,7 +35,9 @@ impl Endpoint {
             Endpoint::Register => "register",
             Endpoint::Login => "login",
             Endpoint::Logout => "logout",
+            Endpoint::LogoutAll => "logout_all",
             Endpoint::Refresh => "refresh",
+            Endpoint::Verify => "verify",
         }
     }
 }
@@ -66,11 +72,16 @@ pub enum Target {
 /// The route table, longest prefix first.
 pub struct Router {
     routes: Vec<Arc<Route>>,
+    verify_path: Option<String>,
 }
 
 impl Router {
     /// `upstream_index` resolves an upstream name (validated to exist) to its position.
-    pub fn new(routes: &[RouteConfig], upstream_index: impl Fn(&str) -> usize) -> Self {
+    pub fn new(
+        routes: &[RouteConfig],
+        verify_path: Option<String>,
+        upstream_index: impl Fn(&str) -> usize,
+    ) -> Self {
         let mut routes: Vec<Arc<Route>> = routes
             .iter()
             .enumerate()
@@ -84,12 +95,18 @@ impl Router {
             })
             .collect();
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Self { routes }
+        Self {
+            routes,
+            verify_path,
+        }
     }
 
     pub fn resolve(&self, path: &str) -> Target {
         if let Some(endpoint) = Endpoint::from_path(path) {
             return Target::Endpoint(endpoint);
+        }
+        if self.verify_path.as_deref() == Some(path) {
+            return Target::Endpoint(Endpoint::Verify);
         }
         self.routes
             .iter()
@@ -115,6 +132,7 @@ mod tests {
                 route("/public", AuthMode::Public),
                 route("/public/admin", AuthMode::Required),
             ],
+            Some("/auth/verify".into()),
             |_| 0,
         )
     }
@@ -142,5 +160,13 @@ mod tests {
             Target::Endpoint(Endpoint::Login)
         ));
         assert!(matches!(router().resolve("/login/x"), Target::Route(_)));
+        assert!(matches!(
+            router().resolve("/logout/all"),
+            Target::Endpoint(Endpoint::LogoutAll)
+        ));
+        assert!(matches!(
+            router().resolve("/auth/verify"),
+            Target::Endpoint(Endpoint::Verify)
+        ));
     }
 }

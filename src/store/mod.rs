@@ -63,6 +63,26 @@ pub struct Revocation {
     pub expires_at: i64,
 }
 
+/// "Every token of this user issued at or before `not_before` is revoked": logout
+/// everywhere, and deactivation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCutoff {
+    pub user_id: i64,
+    /// Unix seconds; tokens with `iat <= not_before` are refused.
+    pub not_before: i64,
+    /// After this no token it covers can still be valid.
+    pub expires_at: i64,
+}
+
+/// What the database holds beyond a cursor.
+#[derive(Debug, Default)]
+pub struct RevocationBatch {
+    pub revocations: Vec<Revocation>,
+    pub cutoffs: Vec<UserCutoff>,
+    /// The row id to continue from.
+    pub cursor: i64,
+}
+
 /// A storage failure. The uniqueness variants are client mistakes (409); the rest are 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,13 +113,25 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
     /// Commits a revocation; returns once it is durable.
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
-    /// Unexpired revocations with a row id above `cursor`, oldest first, with the new cursor.
-    async fn revocations_after(
+    /// Records a user's cutoff (logout everywhere); returns once it is durable.
+    async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<(), StoreError>;
+    /// Unexpired revocations and cutoffs with a row id above `cursor`, oldest first.
+    async fn revocations_after(&self, cursor: i64, now: i64)
+        -> Result<RevocationBatch, StoreError>;
+    /// Marks refresh token `jti` as spent. `None` when this is its first use, else when it
+    /// was spent before (unix seconds). Atomic: of two concurrent calls one sees the other.
+    async fn spend_refresh_token(
         &self,
-        cursor: i64,
+        jti: uuid::Uuid,
+        user_id: i64,
+        expires_at: i64,
         now: i64,
-    ) -> Result<(Vec<Revocation>, i64), StoreError>;
-    /// Deletes revocations that expired before `now`; returns how many.
+    ) -> Result<Option<i64>, StoreError>;
+    /// Every account, by id.
+    async fn list_users(&self) -> Result<Vec<User>, StoreError>;
+    /// Activates or deactivates an account.
+    async fn set_active(&self, user_id: i64, active: bool) -> Result<(), StoreError>;
+    /// Deletes revocations and spent refresh tokens that expired before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -25,6 +25,16 @@ const MIGRATIONS: &[&str] = &[
         revoked_at INTEGER NOT NULL
     );
     CREATE INDEX revocations_expires_at ON revocations (expires_at);",
+    // 2: per-user cutoffs (logout everywhere) share the revocations table and its cursor;
+    //    spent refresh tokens for rotation with reuse detection.
+    "ALTER TABLE revocations ADD COLUMN not_before INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE spent_refresh_tokens (
+        jti TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        spent_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX spent_refresh_tokens_expires_at ON spent_refresh_tokens (expires_at);",
 ];
 
 /// Brings the schema up to date. Each step takes the write lock first and re-reads the

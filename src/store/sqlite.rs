@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{schema, NewUser, Revocation, RevokedKind, Store, StoreError, User};
+use super::{
+    schema, NewUser, Revocation, RevocationBatch, RevokedKind, Store, StoreError, User, UserCutoff,
+};
 
 /// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
 #[derive(Clone)]
@@ -161,48 +163,128 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
+                 VALUES (?1, 'user', ?2, ?3, ?4, ?5)
+                 ON CONFLICT (revoked_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+                params![format!("user:{}:{}", c.user_id, c.not_before), c.user_id, c.expires_at, now_unix(), c.not_before],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn revocations_after(
         &self,
         cursor: i64,
         now: i64,
-    ) -> Result<(Vec<Revocation>, i64), StoreError> {
+    ) -> Result<RevocationBatch, StoreError> {
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, revoked_id, kind, user_id, expires_at FROM revocations
+                "SELECT id, revoked_id, kind, user_id, expires_at, not_before FROM revocations
                  WHERE id > ?1 ORDER BY id",
             )?;
             let mut rows = stmt.query(params![cursor])?;
-            let mut out = Vec::new();
-            let mut last = cursor;
+            let mut batch = RevocationBatch {
+                cursor,
+                ..RevocationBatch::default()
+            };
             while let Some(row) = rows.next()? {
-                last = row.get(0)?;
+                batch.cursor = row.get(0)?;
                 let expires_at: i64 = row.get(4)?;
                 if expires_at < now {
                     continue;
                 }
-                let id: String = row.get(1)?;
                 let kind: String = row.get(2)?;
+                let user_id: i64 = row.get(3)?;
+                if kind == "user" {
+                    batch.cutoffs.push(UserCutoff {
+                        user_id,
+                        not_before: row.get(5)?,
+                        expires_at,
+                    });
+                    continue;
+                }
+                let id: String = row.get(1)?;
                 // A row this version cannot read is skipped, not fatal: it was written by a
                 // newer gateway and says nothing this one could enforce.
                 let (Ok(id), Some(kind)) = (uuid::Uuid::parse_str(&id), RevokedKind::parse(&kind))
                 else {
                     continue;
                 };
-                out.push(Revocation {
+                batch.revocations.push(Revocation {
                     id,
                     kind,
-                    user_id: row.get(3)?,
+                    user_id,
                     expires_at,
                 });
             }
-            Ok((out, last))
+            Ok(batch)
+        })
+        .await
+    }
+
+    async fn spend_refresh_token(
+        &self,
+        jti: uuid::Uuid,
+        user_id: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let inserted = tx.execute(
+                "INSERT INTO spent_refresh_tokens (jti, user_id, spent_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (jti) DO NOTHING",
+                params![jti.to_string(), user_id, now, expires_at],
+            )?;
+            let earlier = if inserted == 1 {
+                None
+            } else {
+                Some(tx.query_row("SELECT spent_at FROM spent_refresh_tokens WHERE jti = ?1", [jti.to_string()], |r| {
+                    r.get(0)
+                })?)
+            };
+            tx.commit()?;
+            Ok(earlier)
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_conn(|conn| {
+            let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+            let mut stmt = conn.prepare(&sql)?;
+            let users = stmt
+                .query_map([], user_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(users)
+        })
+        .await
+    }
+
+    async fn set_active(&self, user_id: i64, active: bool) -> Result<(), StoreError> {
+        self.with_conn(move |conn| {
+            conn.execute(
+                "UPDATE users SET active = ?1 WHERE id = ?2",
+                params![i64::from(active), user_id],
+            )?;
+            Ok(())
         })
         .await
     }
 
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
         self.with_conn(move |conn| {
-            Ok(conn.execute("DELETE FROM revocations WHERE expires_at < ?1", [now])?)
+            let revocations =
+                conn.execute("DELETE FROM revocations WHERE expires_at < ?1", [now])?;
+            let spent = conn.execute(
+                "DELETE FROM spent_refresh_tokens WHERE expires_at < ?1",
+                [now],
+            )?;
+            Ok(revocations + spent)
         })
         .await
     }
