@@ -144,6 +144,38 @@ impl Metrics {
     }
 }
 
+/// One route's request metrics with every label resolved, so recording a request formats
+/// no label and takes no lock of the metric family.
+pub struct RouteMetrics {
+    duration: Histogram,
+    /// `1xx` .. `5xx`, then `none` for a request that got no status.
+    by_class: [IntCounter; 6],
+}
+
+const STATUS_CLASSES: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "none"];
+
+impl RouteMetrics {
+    pub fn observe(&self, status: u16, elapsed_secs: f64) {
+        let class = match status {
+            100..=599 => usize::from(status / 100) - 1,
+            _ => 5,
+        };
+        self.by_class[class].inc();
+        self.duration.observe(elapsed_secs);
+    }
+}
+
+impl Metrics {
+    /// The handles for requests labelled `route`.
+    pub fn route(&self, route: &str) -> RouteMetrics {
+        RouteMetrics {
+            duration: self.request_duration_seconds.with_label_values(&[route]),
+            by_class: STATUS_CLASSES
+                .map(|class| self.requests_total.with_label_values(&[route, class])),
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()

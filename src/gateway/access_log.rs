@@ -4,7 +4,10 @@
 use pingora::proxy::Session;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use super::router::Endpoint;
 use super::{Gateway, RequestCtx};
+use crate::config::RouteConfig;
+use crate::metrics::{Metrics, RouteMetrics};
 
 /// The status and message for a request that failed in the proxy, or 0 when the client is
 /// gone and nothing can be written.
@@ -27,14 +30,32 @@ pub fn failure_status(e: &Error) -> (u16, &'static str) {
     }
 }
 
-fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "none",
+/// Request metrics of every route, endpoint, and of requests that matched nothing.
+pub struct RequestMetrics {
+    routes: Vec<RouteMetrics>,
+    endpoints: Vec<RouteMetrics>,
+    unmatched: RouteMetrics,
+}
+
+impl RequestMetrics {
+    /// `routes` in config order (a route's `index`).
+    pub fn new(metrics: &Metrics, routes: &[RouteConfig]) -> Self {
+        Self {
+            routes: routes.iter().map(|r| metrics.route(&r.prefix)).collect(),
+            endpoints: Endpoint::ALL
+                .iter()
+                .map(|e| metrics.route(e.name()))
+                .collect(),
+            unmatched: metrics.route("none"),
+        }
+    }
+
+    fn of(&self, ctx: &RequestCtx) -> &RouteMetrics {
+        match (&ctx.route, ctx.endpoint) {
+            (_, Some(endpoint)) => &self.endpoints[endpoint as usize],
+            (Some(route), None) => &self.routes[route.index],
+            (None, None) => &self.unmatched,
+        }
     }
 }
 
@@ -50,14 +71,9 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &RequestC
         (None, None) => "none",
     };
     let elapsed = ctx.started.elapsed();
-    gw.metrics
-        .requests_total
-        .with_label_values(&[route, status_class(status)])
-        .inc();
-    gw.metrics
-        .request_duration_seconds
-        .with_label_values(&[route])
-        .observe(elapsed.as_secs_f64());
+    gw.request_metrics
+        .of(ctx)
+        .observe(status, elapsed.as_secs_f64());
     let req = session.req_header();
     let upstream = ctx
         .route

@@ -2,7 +2,7 @@
 //! module: path normalisation and routing, the auth endpoints, the Bearer check, identity
 //! headers, security headers, and one access-log event with metrics at the end.
 
-mod access_log;
+pub mod access_log;
 pub mod client_ip;
 mod context;
 pub mod cors;
@@ -46,6 +46,7 @@ pub struct Gateway {
     pub cors: cors::Cors,
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
+    request_metrics: access_log::RequestMetrics,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
     client_timeout: Duration,
@@ -70,6 +71,7 @@ impl Gateway {
             identity: IdentityHeaders::new(&config.identity),
             cors: cors::Cors::new(&config.cors),
             limits,
+            request_metrics: access_log::RequestMetrics::new(&metrics, &config.routes),
             metrics,
             trusted_proxies: config.server.trusted_proxies.clone(),
             max_body_bytes: config.limits.max_body_bytes,

@@ -18,6 +18,16 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Every endpoint, in discriminant order.
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Register,
+        Endpoint::Login,
+        Endpoint::Logout,
+        Endpoint::LogoutAll,
+        Endpoint::Refresh,
+        Endpoint::Verify,
+    ];
+
     fn from_path(path: &str) -> Option<Self> {
         Some(match path {
             "/register" => Endpoint::Register,
@@ -151,6 +161,13 @@ mod tests {
         assert_eq!(prefix(r.resolve("/public")), "/public");
         assert_eq!(prefix(r.resolve("/publicity")), "/");
         assert_eq!(prefix(r.resolve("/public/admin/users")), "/public/admin");
+    }
+
+    #[test]
+    fn endpoint_list_is_in_discriminant_order() {
+        for (i, e) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "{e:?}");
+        }
     }
 
     #[test]
