@@ -25,7 +25,10 @@ fn nginx_binary() -> &'static str {
         .expect("nginx is required for this test (apt-get install -y nginx; .ci/run does it)")
 }
 
-fn start_nginx(gateway: std::net::SocketAddr, backend: std::net::SocketAddr) -> (Nginx, std::net::SocketAddr, tempfile::TempDir) {
+fn start_nginx(
+    gateway: std::net::SocketAddr,
+    backend: std::net::SocketAddr,
+) -> (Nginx, std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let listen = free_addr();
     let d = dir.path().display();
@@ -60,12 +63,20 @@ fn start_nginx(gateway: std::net::SocketAddr, backend: std::net::SocketAddr) -> 
 fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
     let backend = Upstream::start();
     let up = Upstream::start();
-    let gw = GatewayBuilder::new(up.addr).route("/protected", "required").start();
+    let gw = GatewayBuilder::new(up.addr)
+        .route("/protected", "required")
+        .start();
     let (_nginx, nginx_addr, _dir) = start_nginx(gw.addr, backend.addr);
     let (access, _) = tokens_for(&gw, "alice");
 
     let auth = format!("Bearer {access}");
-    let ok = send(nginx_addr, "GET", "/orders/7", &[("Authorization", auth.as_str()), ("X-User-Id", "999")], None);
+    let ok = send(
+        nginx_addr,
+        "GET",
+        "/orders/7",
+        &[("Authorization", auth.as_str()), ("X-User-Id", "999")],
+        None,
+    );
     assert_eq!(ok.status, 200, "{}", ok.text());
     let seen = backend.last();
     assert_eq!(seen.target, "/orders/7");
@@ -73,11 +84,27 @@ fn nginx_auth_request_lets_valid_tokens_through_with_the_identity() {
 
     let denied = send(nginx_addr, "GET", "/orders/8", &[("X-User-Id", "1")], None);
     assert_eq!(denied.status, 401);
-    let forged = send(nginx_addr, "GET", "/orders/9", &[("Authorization", "Bearer not.a.token")], None);
+    let forged = send(
+        nginx_addr,
+        "GET",
+        "/orders/9",
+        &[("Authorization", "Bearer not.a.token")],
+        None,
+    );
     assert_eq!(forged.status, 401);
     with_token(gw.addr, "POST", "/logout", &access);
-    let revoked = send(nginx_addr, "GET", "/orders/10", &[("Authorization", auth.as_str())], None);
+    let revoked = send(
+        nginx_addr,
+        "GET",
+        "/orders/10",
+        &[("Authorization", auth.as_str())],
+        None,
+    );
     assert_eq!(revoked.status, 401);
-    assert_eq!(backend.count(), 1, "only the valid request reached the backend");
+    assert_eq!(
+        backend.count(),
+        1,
+        "only the valid request reached the backend"
+    );
     assert_eq!(up.count(), 0);
 }
