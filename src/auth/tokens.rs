@@ -1,6 +1,6 @@
 //! Issuing and verifying the JWTs. HS256 only (the configured algorithm), `typ: JWT`, and
 //! every claim checked: signature, `exp`/`nbf`/`iat` with the configured leeway, `iss`,
-//! `aud`, the token type, and well-formed ids.
+//! `aud`, the token type, and well-formed ids. A `crit` header is refused.
 
 use std::time::Duration;
 
@@ -174,6 +174,11 @@ impl TokenService {
         if data.header.typ.as_deref() != Some("JWT") {
             return Err(TokenError::Invalid("Invalid token type in header"));
         }
+        // RFC 7515 4.1.11: `crit` names extensions the recipient must understand or
+        // refuse the token. authgate understands none (and never issues `crit`).
+        if data.header.crit.is_some() {
+            return Err(TokenError::Invalid("Unsupported critical header parameter"));
+        }
         let c = data.claims;
         if c.exp.saturating_add(self.leeway) < now {
             return Err(TokenError::Expired);
@@ -271,6 +276,28 @@ mod tests {
         assert_eq!(
             s.verify(&t, TokenType::Refresh, 1_000_010),
             Err(TokenError::RefreshRequired)
+        );
+    }
+
+    #[test]
+    fn a_crit_header_is_refused_even_when_signed() {
+        let s = service();
+        let subject = Subject {
+            user_id: 1,
+            username: "a",
+            sid: Uuid::new_v4(),
+        };
+        let good = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&good)
+            .unwrap()
+            .claims;
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["x-ext".into()]);
+        let t =
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap();
+        assert_eq!(
+            s.verify(&t, TokenType::Access, 1_000_010),
+            Err(TokenError::Invalid("Unsupported critical header parameter"))
         );
     }
 
