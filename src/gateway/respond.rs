@@ -63,7 +63,10 @@ impl JsonResponse {
         let body = if self.empty_body {
             Bytes::new()
         } else {
-            Bytes::from(serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec()))
+            // Compact, keys sorted, newline-terminated: what Flask's jsonify sent.
+            let mut body = serde_json::to_vec(&self.body).unwrap_or_else(|_| b"{}".to_vec());
+            body.push(b'\n');
+            Bytes::from(body)
         };
         let mut resp = ResponseHeader::build(self.status, Some(8 + self.headers.len()))?;
         if !self.empty_body {
