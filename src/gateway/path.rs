@@ -1,8 +1,9 @@
 //! Request path normalisation, done once before routing so that what is matched is what is
-//! forwarded. Unreserved percent-escapes are decoded, repeated slashes merged and dot
-//! segments resolved (RFC 3986 5.2.4). Anything a backend might read differently is
-//! refused instead: encoded `/` or `\`, backslashes, NUL and control bytes, invalid
-//! escapes, and dot segments with `;` parameters (`..;`, which Tomcat treats as `..`).
+//! forwarded. Unreserved percent-escapes are decoded, raw non-ASCII bytes percent-encoded,
+//! repeated slashes merged and dot segments resolved (RFC 3986 5.2.4). Anything a backend
+//! might read differently is refused instead: encoded `/` or `\`, backslashes, NUL and
+//! control bytes, invalid escapes, and dot segments with `;` parameters (`..;`, which
+//! Tomcat treats as `..`).
 
 /// Why a path was refused (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +55,12 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
             i += 3;
         } else if b == b'\\' || b < 0x20 || b == 0x7f {
             return Err(PathError::ForbiddenByte);
+        } else if !b.is_ascii() {
+            // Raw UTF-8 (allowed by the HTTP parser) is written as the escapes it stands
+            // for, byte by byte: pushed as chars it would become mojibake, and `/café`
+            // and `/caf%C3%A9` must come out the same.
+            out.push_str(&format!("%{b:02X}"));
+            i += 1;
         } else {
             out.push(b as char);
             i += 1;
@@ -113,6 +120,7 @@ mod tests {
         assert_eq!(normalize("/").unwrap(), "/");
         assert_eq!(normalize("/%7Euser/%41").unwrap(), "/~user/A");
         assert_eq!(normalize("/a%20b%c3%a9").unwrap(), "/a%20b%C3%A9");
+        assert_eq!(normalize("/a%20bé").unwrap(), "/a%20b%C3%A9");
     }
 
     #[test]
