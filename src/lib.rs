@@ -35,13 +35,16 @@ use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::StoreError;
 
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("cannot open the database {path}: {source}")]
-    Database { path: String, source: StoreError },
+    #[error("cannot open the database ({database}): {source}")]
+    Database {
+        database: String,
+        source: StoreError,
+    },
     #[error("cannot read or create the token secret: {0}")]
     Secret(std::io::Error),
     #[error("cannot set up upstream {0}")]
@@ -52,31 +55,31 @@ pub enum StartError {
     Runtime(std::io::Error),
 }
 
-/// Builds the server: opens and migrates the database, loads the revocation list, and
-/// wires the proxy, the health checks, the operations listener and the maintenance loop.
+/// Builds the server: opens and migrates the database (SQLite or PostgreSQL, as the config
+/// names), loads the revocation list, and wires the proxy, the health checks, the
+/// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
-    let db_path = &config.database.path;
-    let store: Arc<dyn Store> =
-        Arc::new(
-            SqliteStore::open(db_path).map_err(|source| StartError::Database {
-                path: db_path.display().to_string(),
-                source,
-            })?,
-        );
+    let backend = &config.database.backend;
     let secret =
-        secret::resolve(config.tokens.secret.as_deref(), db_path).map_err(StartError::Secret)?;
-    let metrics = Arc::new(Metrics::new());
-
-    let revocations = Arc::new(RevocationCache::new(config.database.max_staleness));
+        secret::resolve(config.tokens.secret.as_deref(), backend).map_err(StartError::Secret)?;
     let loader = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
+    let store = loader
+        .block_on(store::open(backend))
+        .map_err(|source| StartError::Database {
+            database: backend.to_string(),
+            source,
+        })?;
+    let revocations = Arc::new(RevocationCache::new(config.database.max_staleness));
     let loaded = loader
         .block_on(revocations.sync(store.as_ref(), now_ms() / 1000))
         .map_err(StartError::Revocations)?;
     drop(loader);
-    tracing::info!(revocations = loaded, "revocation list loaded");
+    tracing::info!(revocations = loaded, database = %backend, "revocation list loaded");
+
+    let metrics = Arc::new(Metrics::new());
 
     let auth = Arc::new(AuthService {
         store: store.clone(),

@@ -1,4 +1,5 @@
-//! The `authgate` command: runs the gateway, checks a config file, administers accounts.
+//! The `authgate` command: runs the gateway, checks a config file, administers accounts,
+//! and migrates an SQLite database into PostgreSQL.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,14 +34,26 @@ enum Command {
     Run,
     /// Validate the config file and exit: 0 when it is valid, 1 with the bad key when not.
     Check,
-    /// Administer accounts in the configured database; a running gateway picks the changes
-    /// up within its `sync_interval`.
+    /// Administer accounts in the configured database (SQLite or PostgreSQL); a running
+    /// gateway picks the changes up at once with PostgreSQL, within its `sync_interval`
+    /// with SQLite.
     Users {
         /// Print JSON instead of a table.
         #[arg(long, global = true)]
         json: bool,
         #[command(subcommand)]
         action: UsersAction,
+    },
+    /// Copy an SQLite database into an empty PostgreSQL one: accounts (with their ids,
+    /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens.
+    /// Needs no config file.
+    Migrate {
+        /// The SQLite database: sqlite:///path.db, sqlite:////abs/path.db or a path.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database: postgres://user:pass@host:5432/db.
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -86,42 +99,95 @@ fn run_gateway(config: &Config) -> ExitCode {
 }
 
 fn run_users(config: &Config, command: UserCommand, json: bool) -> anyhow::Result<String> {
-    let store = authgate::store::SqliteStore::open(&config.database.path)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    Ok(runtime.block_on(authgate::admin::run(&store, config, &command, json))?)
+    runtime.block_on(async {
+        let store = authgate::store::open(&config.database.backend)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
+        Ok(authgate::admin::run(store.as_ref(), config, &command, json).await?)
+    })
+}
+
+fn run_migrate(from: &str, to: &str) -> anyhow::Result<String> {
+    use authgate::config::{parse_database_url, redact_url, DatabaseUrl, PostgresConfig};
+    let DatabaseUrl::Sqlite(source) = parse_database_url(from)? else {
+        anyhow::bail!("--from must name an SQLite database (sqlite:///path.db or a path)");
+    };
+    let DatabaseUrl::Postgres(url) = parse_database_url(to)? else {
+        anyhow::bail!("--to must name a PostgreSQL database (postgres://user:pass@host:5432/db)");
+    };
+    let destination = PostgresConfig {
+        url: url.clone(),
+        pool_size: 1,
+        connect_timeout: std::time::Duration::from_secs(10),
+        // One transaction carries the whole copy.
+        query_timeout: std::time::Duration::from_secs(600),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let counts = runtime.block_on(authgate::store::transfer::sqlite_to_postgres(
+        &source,
+        &destination,
+        now,
+    ))?;
+    Ok(format!(
+        "migrated {counts} from {} to {}",
+        source.display(),
+        redact_url(&url)
+    ))
+}
+
+fn load_config(path: &std::path::Path) -> Option<Config> {
+    match authgate::config::load(path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("authgate: {e}");
+            None
+        }
+    }
+}
+
+fn print_outcome(outcome: anyhow::Result<String>) -> ExitCode {
+    match outcome {
+        Ok(out) => {
+            println!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("authgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match authgate::config::load(&cli.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("authgate: {e}");
-            return ExitCode::FAILURE;
-        }
+    let command = cli.command.unwrap_or(Command::Run);
+    if let Command::Migrate { from, to } = &command {
+        return print_outcome(run_migrate(from, to));
+    }
+    let Some(config) = load_config(&cli.config) else {
+        return ExitCode::FAILURE;
     };
-    match cli.command.unwrap_or(Command::Run) {
+    match command {
         Command::Check => {
             println!(
-                "{}: valid ({} upstreams, {} routes)",
+                "{}: valid ({} upstreams, {} routes, database: {})",
                 cli.config.display(),
                 config.upstreams.len(),
-                config.routes.len()
+                config.routes.len(),
+                config.database.backend
             );
             ExitCode::SUCCESS
         }
         Command::Run => run_gateway(&config),
-        Command::Users { json, action } => match run_users(&config, action.into(), json) {
-            Ok(out) => {
-                println!("{out}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("authgate: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Users { json, action } => print_outcome(run_users(&config, action.into(), json)),
+        Command::Migrate { .. } => ExitCode::FAILURE,
     }
 }

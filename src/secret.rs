@@ -1,10 +1,14 @@
-//! The token signing secret: the configured one, or one generated on first start and kept
-//! (mode 0600) beside the database so tokens survive restarts.
+//! The token signing secret: the configured one, or (SQLite only) one generated on first
+//! start and kept (mode 0600) beside the database file so tokens survive restarts. With
+//! PostgreSQL the gateways of a fleet must all sign with one secret, and no file beside a
+//! server can be shared, so the secret must be configured.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
+
+use crate::config::DatabaseBackend;
 
 /// Where a generated secret is kept for the database at `db_path`.
 pub fn secret_path(db_path: &Path) -> PathBuf {
@@ -12,10 +16,15 @@ pub fn secret_path(db_path: &Path) -> PathBuf {
 }
 
 /// Returns the configured secret, or reads / creates the generated one.
-pub fn resolve(configured: Option<&[u8]>, db_path: &Path) -> std::io::Result<Vec<u8>> {
+pub fn resolve(configured: Option<&[u8]>, backend: &DatabaseBackend) -> std::io::Result<Vec<u8>> {
     if let Some(secret) = configured {
         return Ok(secret.to_vec());
     }
+    let Some(db_path) = backend.sqlite_path() else {
+        return Err(std::io::Error::other(
+            "no [tokens] secret (or JWT_SECRET_KEY) configured: with PostgreSQL every gateway must be given the same one",
+        ));
+    };
     let path = secret_path(db_path);
     match std::fs::read_to_string(&path) {
         Ok(text) if text.trim().len() >= 64 => return Ok(text.trim().as_bytes().to_vec()),

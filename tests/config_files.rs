@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use authgate::config::{self, AuthMode};
+use authgate::config::{self, AuthMode, DatabaseBackend, DatabaseUrl};
 
 #[test]
 fn every_file_in_config_loads() {
@@ -27,7 +27,10 @@ fn shipped_default_config_has_the_documented_values() {
     )
     .unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
-    assert_eq!(c.database.path, Path::new("data/authgate.db"));
+    assert_eq!(
+        c.database.backend,
+        DatabaseBackend::Sqlite("data/authgate.db".into())
+    );
     assert_eq!(c.tokens.access_ttl.as_secs(), 3600);
     assert_eq!(c.tokens.refresh_ttl.as_secs(), 30 * 86400);
     assert_eq!(c.tokens.leeway.as_secs(), 5);
@@ -100,25 +103,69 @@ fn routes_and_upstreams_are_cross_checked() {
 
 #[test]
 fn database_urls_in_every_accepted_form() {
-    assert_eq!(
-        config::parse_database_url("sqlite:///data/a.db").unwrap(),
-        Path::new("data/a.db")
-    );
-    assert_eq!(
-        config::parse_database_url("sqlite:////var/lib/a.db").unwrap(),
-        Path::new("/var/lib/a.db")
-    );
-    assert_eq!(
-        config::parse_database_url("/tmp/a.db").unwrap(),
-        Path::new("/tmp/a.db")
-    );
-    let err = config::parse_database_url("postgres://user:hunter2@db/x")
+    let sqlite = |p: &str| DatabaseUrl::Sqlite(p.into());
+    for (url, expected) in [
+        ("sqlite:///data/a.db", sqlite("data/a.db")),
+        ("sqlite:////var/lib/a.db", sqlite("/var/lib/a.db")),
+        ("/tmp/a.db", sqlite("/tmp/a.db")),
+        (
+            "postgres://user:pw@db:5432/x",
+            DatabaseUrl::Postgres("postgres://user:pw@db:5432/x".into()),
+        ),
+        (
+            "postgresql://db/x",
+            DatabaseUrl::Postgres("postgresql://db/x".into()),
+        ),
+    ] {
+        assert_eq!(config::parse_database_url(url).unwrap(), expected, "{url}");
+    }
+    let err = config::parse_database_url("mysql://user:hunter2@db/x")
         .unwrap_err()
         .to_string();
     assert!(
         !err.contains("hunter2"),
         "password leaked into the error: {err}"
     );
+    let err = config::parse_database_url("postgres://user:hunter2@db:notaport/x")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("database.url") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn postgres_settings_are_read_and_the_password_never_printed() {
+    let toml = "[database]\nurl = \"postgres://gw:hunter2@db.internal:5432/authgate\"\n\
+                pool_size = 8\nconnect_timeout = \"2s\"\nquery_timeout = \"3s\"\n\
+                [tokens]\nsecret = \"0123456789abcdef0123456789abcdef\"\n";
+    let c = config::Config::try_from(config::parse(Path::new("pg.toml"), toml).unwrap()).unwrap();
+    let DatabaseBackend::Postgres(pg) = &c.database.backend else {
+        panic!("not PostgreSQL: {:?}", c.database.backend);
+    };
+    assert_eq!(pg.pool_size, 8);
+    assert_eq!(pg.connect_timeout.as_secs(), 2);
+    assert_eq!(pg.query_timeout.as_secs(), 3);
+    for shown in [format!("{c:?}"), c.database.backend.to_string()] {
+        assert!(!shown.contains("hunter2"), "password printed: {shown}");
+        assert!(shown.contains("db.internal:5432/authgate"), "{shown}");
+    }
+}
+
+#[test]
+fn postgres_needs_a_configured_secret_and_a_pool() {
+    let msg = refused("[database]\nurl = \"postgres://gw:pw@db/authgate\"\n");
+    assert!(
+        msg.contains("tokens.secret") && msg.contains("PostgreSQL"),
+        "{msg}"
+    );
+    let msg = refused(
+        "[database]\nurl = \"postgres://gw:pw@db/authgate\"\npool_size = 0\n\
+         [tokens]\nsecret = \"0123456789abcdef0123456789abcdef\"\n",
+    );
+    assert!(msg.contains("database.pool_size"), "{msg}");
+    assert!(refused("[database]\nconnect_timeout = \"0s\"\n").contains("database.connect_timeout"));
 }
 
 #[test]

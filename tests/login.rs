@@ -125,9 +125,8 @@ fn scrape_hash_count(gw: &TestGateway) -> u64 {
 fn deactivated_account_is_refused_with_the_right_password_only() {
     let (gw, _up) = standard();
     let (_, refresh) = tokens_for(&gw, "carol");
-    let conn = rusqlite::Connection::open(gw.db_path()).unwrap();
-    conn.execute("UPDATE users SET active = 0 WHERE username = 'carol'", [])
-        .unwrap();
+    gw.db()
+        .execute("UPDATE users SET active = false WHERE username = 'carol'");
     let resp = post_json(
         gw.addr,
         "/login",

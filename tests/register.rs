@@ -250,14 +250,9 @@ fn wrong_method_and_wrong_content_type() {
 fn stored_hash_is_argon2id_with_owasp_parameters() {
     let (gw, _up) = standard();
     register(&gw, "hashme");
-    let conn = rusqlite::Connection::open(gw.db_path()).unwrap();
-    let hash: String = conn
-        .query_row(
-            "SELECT password_hash FROM users WHERE username = 'hashme'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let hash = gw
+        .db()
+        .query_string("SELECT password_hash FROM users WHERE username = 'hashme'");
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"

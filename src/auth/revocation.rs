@@ -115,29 +115,43 @@ impl RevocationCache {
     }
 }
 
-/// Keeps the cache in step with the database: picks up other processes' revocations every
-/// `interval` and prunes expired rows from both every `prune_every` ticks.
+/// Keeps the cache in step with the database: syncs whenever the store signals a new
+/// revocation (PostgreSQL's LISTEN/NOTIFY) and in any case every `interval` (the catch-up
+/// for missed signals, and the only way SQLite processes learn of each other's), and
+/// prunes expired rows from both every `prune_every` ticks. A failed sync leaves the cache
+/// as it was and its age growing, so required routes fail closed once it is stale.
 pub async fn sync_loop(
     cache: Arc<RevocationCache>,
     store: Arc<dyn Store>,
     interval: Duration,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let wake = store.subscribe();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let prune_every = (60_000 / interval.as_millis().max(1)).max(1) as u64;
     let mut tick: u64 = 0;
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
+        let pushed = async {
+            match &wake {
+                Some(wake) => wake.notified().await,
+                None => std::future::pending().await,
+            }
+        };
+        let periodic = tokio::select! {
+            _ = ticker.tick() => true,
+            _ = pushed => false,
             _ = shutdown.changed() => return,
-        }
-        tick += 1;
+        };
         let now = now_ms() / 1000;
         if let Err(e) = cache.sync(store.as_ref(), now).await {
             tracing::warn!(error = %e, "cannot read revocations; required routes fail closed once the cache is stale");
             continue;
         }
+        if !periodic {
+            continue;
+        }
+        tick += 1;
         if tick.is_multiple_of(prune_every) {
             cache.prune(now);
             if let Err(e) = store.prune_revocations(now).await {

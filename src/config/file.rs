@@ -64,6 +64,9 @@ pub struct DatabaseFile {
     pub url: String,
     pub sync_interval: String,
     pub max_staleness: String,
+    pub pool_size: usize,
+    pub connect_timeout: String,
+    pub query_timeout: String,
 }
 
 impl Default for DatabaseFile {
@@ -72,6 +75,9 @@ impl Default for DatabaseFile {
             url: "sqlite:///data/authgate.db".into(),
             sync_interval: "1s".into(),
             max_staleness: "30s".into(),
+            pool_size: 16,
+            connect_timeout: "5s".into(),
+            query_timeout: "5s".into(),
         }
     }
 }

@@ -3,11 +3,13 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use super::database::{
+    parse_database_url, redact_url, DatabaseBackend, DatabaseConfig, DatabaseUrl, PostgresConfig,
+};
 use super::error::ConfigError;
 use super::file::{CorsFile, FileConfig, RouteFile, UpstreamFile};
 
@@ -39,18 +41,8 @@ pub struct ServerConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    /// Path of the SQLite file.
-    pub path: PathBuf,
-    /// How often other processes' revocations are picked up.
-    pub sync_interval: Duration,
-    /// How long the revocation state may go unconfirmed before required routes fail closed.
-    pub max_staleness: Duration,
-}
-
-#[derive(Debug, Clone)]
 pub struct TokenConfig {
-    /// `None`: generate one and keep it beside the database.
+    /// `None`: generate one and keep it beside the SQLite file (never with PostgreSQL).
     pub secret: Option<Vec<u8>>,
     pub issuer: String,
     pub audience: String,
@@ -173,40 +165,6 @@ pub fn parse_rate(key: &str, value: &str) -> Result<RateSpec, ConfigError> {
         ));
     }
     Ok(RateSpec { count, period })
-}
-
-/// Accepts SQLAlchemy-style `sqlite:///relative.db`, `sqlite:////abs.db`, or a plain path.
-pub fn parse_database_url(value: &str) -> Result<PathBuf, ConfigError> {
-    if let Some(rest) = value.strip_prefix("sqlite:///") {
-        if rest.is_empty() {
-            return Err(ConfigError::invalid(
-                "database.url",
-                "the SQLite URL names no file",
-            ));
-        }
-        return Ok(PathBuf::from(rest));
-    }
-    if value.contains("://") {
-        return Err(ConfigError::invalid(
-            "database.url",
-            format!(
-                "unsupported database URL scheme in {:?}; use sqlite:///path.db or a file path",
-                redact_url(value)
-            ),
-        ));
-    }
-    if value.is_empty() {
-        return Err(ConfigError::invalid("database.url", "must not be empty"));
-    }
-    Ok(PathBuf::from(value))
-}
-
-/// Keeps a password in a URL out of error messages.
-fn redact_url(value: &str) -> String {
-    match (value.find("://"), value.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}://***{}", &value[..s], &value[at..]),
-        _ => value.to_string(),
-    }
 }
 
 fn header_name(key: &str, value: &str) -> Result<String, ConfigError> {
@@ -379,17 +337,7 @@ impl TryFrom<FileConfig> for Config {
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
         };
 
-        let database = DatabaseConfig {
-            path: parse_database_url(&file.database.url)?,
-            sync_interval: duration("database.sync_interval", &file.database.sync_interval)?,
-            max_staleness: duration("database.max_staleness", &file.database.max_staleness)?,
-        };
-        if database.sync_interval.is_zero() {
-            return Err(ConfigError::invalid(
-                "database.sync_interval",
-                "must be above zero",
-            ));
-        }
+        let database = DatabaseConfig::try_from(file.database)?;
 
         let t = file.tokens;
         let secret = match t.secret.as_bytes() {
@@ -402,6 +350,13 @@ impl TryFrom<FileConfig> for Config {
             }
             s => Some(s.to_vec()),
         };
+        if secret.is_none() && matches!(database.backend, DatabaseBackend::Postgres(_)) {
+            return Err(ConfigError::invalid(
+                "tokens.secret",
+                "must be set (or JWT_SECRET_KEY) with a PostgreSQL database: every gateway \
+                 sharing it must sign with the same secret",
+            ));
+        }
         let tokens = TokenConfig {
             secret,
             issuer: t.issuer,

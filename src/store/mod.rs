@@ -1,12 +1,41 @@
-//! Durable state: accounts and revocations behind the [`Store`] trait, so a second backend
-//! can sit beside the embedded SQLite one.
+//! Durable state: accounts and revocations behind the [`Store`] trait, with two backends:
+//! the embedded SQLite file (the default) and PostgreSQL, shared by a fleet of gateways.
+//! [`open`] picks the one the config names.
 
+mod postgres;
 mod schema;
 mod sqlite;
+pub mod transfer;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::config::DatabaseBackend;
+
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+
+/// The case-folded form that uniqueness is decided on, by both backends alike (kept in the
+/// `*_key` columns, which carry the unique indexes).
+pub fn fold_case(s: &str) -> String {
+    s.to_lowercase()
+}
+
+/// Opens (and migrates) the backend the config names.
+pub async fn open(backend: &DatabaseBackend) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match backend {
+        DatabaseBackend::Sqlite(path) => {
+            let path = path.clone();
+            // Opening and migrating a file is blocking work.
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path))
+                .await
+                .map_err(|e| StoreError::Task(e.to_string()))??;
+            Arc::new(store)
+        }
+        DatabaseBackend::Postgres(config) => Arc::new(PostgresStore::connect(config).await?),
+    })
+}
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +112,49 @@ pub struct RevocationBatch {
     pub cursor: i64,
 }
 
+/// One row of the `revocations` table as both backends store it.
+pub(crate) struct RevocationRow<'a> {
+    pub row_id: i64,
+    pub revoked_id: &'a str,
+    pub kind: &'a str,
+    pub user_id: i64,
+    pub expires_at: i64,
+    pub not_before: i64,
+}
+
+impl RevocationBatch {
+    /// Takes one row, read in id order: moves the cursor past it and keeps it when it
+    /// still matters at `now`.
+    pub(crate) fn push_row(&mut self, row: RevocationRow<'_>, now: i64) {
+        self.cursor = self.cursor.max(row.row_id);
+        if row.expires_at < now {
+            return;
+        }
+        if row.kind == "user" {
+            self.cutoffs.push(UserCutoff {
+                user_id: row.user_id,
+                not_before: row.not_before,
+                expires_at: row.expires_at,
+            });
+            return;
+        }
+        // A row this version cannot read is skipped, not fatal: it was written by a newer
+        // gateway and says nothing this one could enforce.
+        let (Ok(id), Some(kind)) = (
+            uuid::Uuid::parse_str(row.revoked_id),
+            RevokedKind::parse(row.kind),
+        ) else {
+            return;
+        };
+        self.revocations.push(Revocation {
+            id,
+            kind,
+            user_id: row.user_id,
+            expires_at: row.expires_at,
+        });
+    }
+}
+
 /// A storage failure. The uniqueness variants are client mistakes (409); the rest are 503.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -98,6 +170,12 @@ pub enum StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
         StoreError::Database(e.to_string())
     }
 }
@@ -135,4 +213,9 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// A signal raised whenever another process may have committed a revocation, so the
+    /// cache can sync at once instead of at its next tick. `None` (SQLite): polling only.
+    fn subscribe(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }

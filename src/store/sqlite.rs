@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    schema, NewUser, Revocation, RevocationBatch, RevokedKind, Store, StoreError, User, UserCutoff,
+    fold_case, schema, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError,
+    User, UserCutoff,
 };
 
 /// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
@@ -29,11 +30,6 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         active: row.get::<_, i64>(4)? != 0,
         created_at: row.get(5)?,
     })
-}
-
-/// The case-folded form that uniqueness is decided on.
-pub fn fold_case(s: &str) -> String {
-    s.to_lowercase()
 }
 
 fn now_unix() -> i64 {
@@ -63,7 +59,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn with_conn<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
@@ -192,34 +188,17 @@ impl Store for SqliteStore {
                 ..RevocationBatch::default()
             };
             while let Some(row) = rows.next()? {
-                batch.cursor = row.get(0)?;
-                let expires_at: i64 = row.get(4)?;
-                if expires_at < now {
-                    continue;
-                }
+                let revoked_id: String = row.get(1)?;
                 let kind: String = row.get(2)?;
-                let user_id: i64 = row.get(3)?;
-                if kind == "user" {
-                    batch.cutoffs.push(UserCutoff {
-                        user_id,
-                        not_before: row.get(5)?,
-                        expires_at,
-                    });
-                    continue;
-                }
-                let id: String = row.get(1)?;
-                // A row this version cannot read is skipped, not fatal: it was written by a
-                // newer gateway and says nothing this one could enforce.
-                let (Ok(id), Some(kind)) = (uuid::Uuid::parse_str(&id), RevokedKind::parse(&kind))
-                else {
-                    continue;
+                let row = RevocationRow {
+                    row_id: row.get(0)?,
+                    revoked_id: &revoked_id,
+                    kind: &kind,
+                    user_id: row.get(3)?,
+                    expires_at: row.get(4)?,
+                    not_before: row.get(5)?,
                 };
-                batch.revocations.push(Revocation {
-                    id,
-                    kind,
-                    user_id,
-                    expires_at,
-                });
+                batch.push_row(row, now);
             }
             Ok(batch)
         })

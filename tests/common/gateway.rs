@@ -1,9 +1,10 @@
 //! Starts the real gateway (the same `build_server` the binary uses) on ephemeral ports
-//! with a temporary SQLite database, in a thread, and stops it on drop.
+//! with a temporary database (SQLite, or PostgreSQL: see `db.rs`), in a thread, and stops
+//! it on drop.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use pingora::server::{RunArgs, ShutdownSignal, ShutdownSignalWatch};
 use tokio::sync::Notify;
+
+use super::db::TestDatabase;
 
 /// The signing secret the tests use, so they can forge and inspect tokens.
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
@@ -42,6 +45,9 @@ pub struct GatewayBuilder {
     routes: Vec<String>,
     upstreams: Vec<(String, Vec<SocketAddr>)>,
     dir: Option<Arc<tempfile::TempDir>>,
+    db: Option<Arc<TestDatabase>>,
+    /// Overrides the database's own URL (e.g. to reach it through a proxy).
+    db_url: Option<String>,
 }
 
 impl GatewayBuilder {
@@ -70,6 +76,8 @@ impl GatewayBuilder {
             routes: Vec::new(),
             upstreams: vec![("backend".into(), vec![upstream])],
             dir: None,
+            db: None,
+            db_url: None,
         }
     }
 
@@ -98,13 +106,26 @@ impl GatewayBuilder {
         self
     }
 
-    /// Reuses another gateway's database directory (a restart, or a second process).
+    /// Reuses another gateway's database and directory (a restart, or a second process).
     pub fn database_of(mut self, other: &TestGateway) -> Self {
         self.dir = Some(other.dir.clone());
+        self.db = Some(other.db.clone());
         self
     }
 
-    fn render(&self, listen: SocketAddr, ops: SocketAddr, db: &Path) -> String {
+    /// Runs on `db` (shared by every gateway given it).
+    pub fn database(mut self, db: Arc<TestDatabase>) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// Connects to the database at `url` instead of the database's own URL.
+    pub fn database_url(mut self, url: &str) -> Self {
+        self.db_url = Some(url.into());
+        self
+    }
+
+    fn render(&self, listen: SocketAddr, ops: SocketAddr, db: &str) -> String {
         let mut out = String::new();
         for (name, body) in &self.sections {
             out.push_str(&format!("[{name}]\n"));
@@ -112,7 +133,7 @@ impl GatewayBuilder {
                 "server" => out.push_str(&format!(
                     "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\n"
                 )),
-                "database" => out.push_str(&format!("url = \"{}\"\n", db.display())),
+                "database" => out.push_str(&format!("url = \"{db}\"\n")),
                 _ => {}
             }
             out.push_str(body);
@@ -136,9 +157,13 @@ impl GatewayBuilder {
             .dir
             .clone()
             .unwrap_or_else(|| Arc::new(tempfile::tempdir().expect("temp dir")));
+        let db = self
+            .db
+            .clone()
+            .unwrap_or_else(|| Arc::new(TestDatabase::fresh(dir.path())));
         let (addr, ops_addr) = (free_addr(), free_addr());
-        let db = dir.path().join("authgate.db");
-        let toml = self.render(addr, ops_addr, &db);
+        let url = self.db_url.clone().unwrap_or_else(|| db.url());
+        let toml = self.render(addr, ops_addr, &url);
         let config_path = dir.path().join(format!("authgate-{}.toml", addr.port()));
         std::fs::write(&config_path, &toml).unwrap();
         let config = authgate::config::load(&config_path)
@@ -158,6 +183,7 @@ impl GatewayBuilder {
             addr,
             ops_addr,
             dir,
+            db,
             config_path,
             stop,
             thread: Some(thread),
@@ -180,14 +206,22 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     pub ops_addr: SocketAddr,
     pub dir: Arc<tempfile::TempDir>,
+    /// Dropped after the gateway has stopped (fields drop after `Drop::drop`).
+    pub db: Arc<TestDatabase>,
     pub config_path: PathBuf,
     stop: Arc<Notify>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl TestGateway {
+    /// Where an SQLite database lives (and its generated secret beside it).
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("authgate.db")
+    }
+
+    /// The gateway's database, to look into it whichever backend it is.
+    pub fn db(&self) -> &TestDatabase {
+        &self.db
     }
 
     /// Stops the gateway and waits for it to be gone.

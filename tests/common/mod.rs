@@ -2,11 +2,14 @@
 //! HTTP client, and helpers for accounts and tokens.
 #![allow(dead_code, unused_imports)]
 
+pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
 
+pub use db::{skip_on_postgres, TestDatabase};
 pub use gateway::{GatewayBuilder, TestGateway, SECRET};
 pub use http::{post_json, raw, send, with_token, Resp};
 pub use upstream::{Behavior, Recorded, Upstream};

@@ -1,0 +1,440 @@
+//! The PostgreSQL store, for a fleet of gateways sharing accounts and revocations.
+//! tokio-postgres behind a deadpool pool, all on the store's own runtime (`runtime`); the
+//! schema is migrated at start (`schema`); committed revocations are announced with NOTIFY
+//! in the same transaction and heard through LISTEN (`notify`).
+
+mod import;
+mod notify;
+mod runtime;
+mod schema;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Client, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use tokio::sync::Notify;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+use super::{
+    fold_case, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User,
+    UserCutoff,
+};
+use crate::config::{redact_url, PostgresConfig};
+use runtime::DbRuntime;
+use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
+
+/// A database operation borrowing a pooled connection.
+type Op<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
+
+/// A pool of connections to one PostgreSQL database; cheap to clone.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    pg_config: tokio_postgres::Config,
+    query_timeout: Duration,
+    wake: OnceLock<Arc<Notify>>,
+    /// Declared last: dropped after the pool, it stops the runtime thread.
+    runtime: DbRuntime,
+}
+
+const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at";
+
+fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
+    Ok(User {
+        id: row.try_get(0)?,
+        username: row.try_get(1)?,
+        email: row.try_get(2)?,
+        password_hash: row.try_get(3)?,
+        active: row.try_get(4)?,
+        created_at: row.try_get(5)?,
+    })
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// The unique index that refused an insert, if that is what happened.
+fn violated_index(e: &tokio_postgres::Error) -> Option<&str> {
+    let db = e.as_db_error()?;
+    (db.code() == &SqlState::UNIQUE_VIOLATION)
+        .then(|| db.constraint())
+        .flatten()
+}
+
+impl PostgresStore {
+    /// Connects, checks the server answers and migrates the schema.
+    pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let mut pg_config = tokio_postgres::Config::from_str(&config.url)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", redact_url(&config.url))))?;
+        pg_config.connect_timeout(config.connect_timeout);
+        pg_config.application_name("authgate");
+        // A peer that vanishes without a FIN is noticed by the query timeout; keepalives
+        // also free the idle connections it leaves behind.
+        pg_config.keepalives_idle(Duration::from_secs(30));
+        let manager = Manager::from_config(
+            pg_config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .wait_timeout(Some(config.connect_timeout))
+            .create_timeout(Some(config.connect_timeout))
+            .recycle_timeout(Some(config.connect_timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Database(format!("cannot build the pool: {e}")))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                pool,
+                pg_config,
+                query_timeout: config.query_timeout,
+                wake: OnceLock::new(),
+                runtime: DbRuntime::start()?,
+            }),
+        };
+        let version = store
+            .with_client(|client| Box::pin(async move { Ok(schema::migrate(client).await?) }))
+            .await?;
+        tracing::info!(schema_version = version, database = %redact_url(&config.url), "PostgreSQL store ready");
+        Ok(store)
+    }
+
+    /// Runs `op` with a pooled connection on the store's runtime, within the query timeout.
+    pub(super) async fn with_client<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Client) -> Op<'c, T> + Send + 'static,
+    {
+        let pool = self.inner.pool.clone();
+        let limit = self.inner.query_timeout;
+        self.inner
+            .runtime
+            .run(async move {
+                let mut client = pool
+                    .get()
+                    .await
+                    .map_err(|e| StoreError::Database(format!("no database connection: {e}")))?;
+                let outcome = tokio::time::timeout(limit, op(&mut client)).await;
+                match outcome {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // The connection may be stuck mid-query: never hand it out again.
+                        drop(Object::take(client));
+                        Err(StoreError::Database(format!(
+                            "the database did not answer within {limit:?}"
+                        )))
+                    }
+                }
+            })
+            .await
+    }
+
+    /// Commits one revocation row and announces it, in one transaction.
+    ///
+    /// Readers follow the table by row id (`revocations_after`), which is only sound when
+    /// ids become visible in increasing order. A sequence hands out ids at insert time, and
+    /// two transactions may commit in the other order; so inserts take a transaction-scoped
+    /// advisory lock first, making id order and commit order the same.
+    async fn insert_revocation(
+        &self,
+        revoked_id: String,
+        kind: &'static str,
+        user_id: i64,
+        expires_at: i64,
+        not_before: i64,
+    ) -> Result<(), StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                tx.batch_execute(&format!(
+                    "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
+                ))
+                .await?;
+                let insert = tx
+                    .prepare_cached(
+                        "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (revoked_id) DO UPDATE
+                         SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)",
+                    )
+                    .await?;
+                tx.execute(
+                    &insert,
+                    &[&revoked_id, &kind, &user_id, &expires_at, &now_unix(), &not_before],
+                )
+                .await?;
+                // Delivered to the listeners only if and when the transaction commits.
+                tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let username_key = fold_case(&user.username);
+                let email_key = fold_case(&user.email);
+                let created_at = now_unix();
+                let insert = client
+                    .prepare_cached(
+                        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at)
+                         VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id",
+                    )
+                    .await?;
+                let inserted = client
+                    .query_one(
+                        &insert,
+                        &[&user.username, &username_key, &user.email, &email_key, &user.password_hash, &created_at],
+                    )
+                    .await;
+                let row = match inserted {
+                    Ok(row) => row,
+                    Err(e) => {
+                        return Err(match violated_index(&e) {
+                            Some("users_username_key") => StoreError::UsernameTaken,
+                            // The contract reports a taken username before a taken email.
+                            Some("users_email_key") => {
+                                let taken = client
+                                    .query_opt("SELECT 1 FROM users WHERE username_key = $1", &[&username_key])
+                                    .await?;
+                                if taken.is_some() {
+                                    StoreError::UsernameTaken
+                                } else {
+                                    StoreError::EmailTaken
+                                }
+                            }
+                            _ => StoreError::from(e),
+                        })
+                    }
+                };
+                Ok(User {
+                    id: row.try_get(0)?,
+                    username: user.username,
+                    email: user.email,
+                    password_hash: user.password_hash,
+                    active: true,
+                    created_at,
+                })
+            })
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let key = fold_case(username);
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username_key = $1");
+                let stmt = client.prepare_cached(&sql).await?;
+                client
+                    .query_opt(&stmt, &[&key])
+                    .await?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
+                let stmt = client.prepare_cached(&sql).await?;
+                client
+                    .query_opt(&stmt, &[&id])
+                    .await?
+                    .as_ref()
+                    .map(user_from_row)
+                    .transpose()
+            })
+        })
+        .await
+    }
+
+    async fn revoke(&self, r: Revocation) -> Result<(), StoreError> {
+        self.insert_revocation(
+            r.id.to_string(),
+            r.kind.as_str(),
+            r.user_id,
+            r.expires_at,
+            0,
+        )
+        .await
+    }
+
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
+        let id = format!("user:{}:{}", c.user_id, c.not_before);
+        self.insert_revocation(id, "user", c.user_id, c.expires_at, c.not_before)
+            .await
+    }
+
+    async fn revocations_after(
+        &self,
+        cursor: i64,
+        now: i64,
+    ) -> Result<RevocationBatch, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let stmt = client
+                    .prepare_cached(
+                        "SELECT id, revoked_id, kind, user_id, expires_at, not_before FROM revocations
+                         WHERE id > $1 ORDER BY id",
+                    )
+                    .await?;
+                let mut batch = RevocationBatch {
+                    cursor,
+                    ..RevocationBatch::default()
+                };
+                for row in client.query(&stmt, &[&cursor]).await? {
+                    let revoked_id: &str = row.try_get(1)?;
+                    let kind: &str = row.try_get(2)?;
+                    batch.push_row(
+                        RevocationRow {
+                            row_id: row.try_get(0)?,
+                            revoked_id,
+                            kind,
+                            user_id: row.try_get(3)?,
+                            expires_at: row.try_get(4)?,
+                            not_before: row.try_get(5)?,
+                        },
+                        now,
+                    );
+                }
+                Ok(batch)
+            })
+        })
+        .await
+    }
+
+    async fn spend_refresh_token(
+        &self,
+        jti: uuid::Uuid,
+        user_id: i64,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let jti = jti.to_string();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                // Of two concurrent inserts the second waits for the first to commit and
+                // then does nothing; the select after it, a statement of its own, sees the
+                // committed row.
+                let insert = client
+                    .prepare_cached(
+                        "INSERT INTO spent_refresh_tokens (jti, user_id, spent_at, expires_at)
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING",
+                    )
+                    .await?;
+                if client
+                    .execute(&insert, &[&jti, &user_id, &now, &expires_at])
+                    .await?
+                    == 1
+                {
+                    return Ok(None);
+                }
+                let row = client
+                    .query_one(
+                        "SELECT spent_at FROM spent_refresh_tokens WHERE jti = $1",
+                        &[&jti],
+                    )
+                    .await?;
+                Ok(Some(row.try_get(0)?))
+            })
+        })
+        .await
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        self.with_client(|client| {
+            Box::pin(async move {
+                let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY id");
+                client
+                    .query(&sql, &[])
+                    .await?
+                    .iter()
+                    .map(user_from_row)
+                    .collect()
+            })
+        })
+        .await
+    }
+
+    async fn set_active(&self, user_id: i64, active: bool) -> Result<(), StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                client
+                    .execute(
+                        "UPDATE users SET active = $1 WHERE id = $2",
+                        &[&active, &user_id],
+                    )
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let revocations = client
+                    .execute("DELETE FROM revocations WHERE expires_at < $1", &[&now])
+                    .await?;
+                let spent = client
+                    .execute(
+                        "DELETE FROM spent_refresh_tokens WHERE expires_at < $1",
+                        &[&now],
+                    )
+                    .await?;
+                Ok((revocations + spent) as usize)
+            })
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with_client(|client| {
+            Box::pin(async move {
+                client.simple_query("SELECT 1").await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> Option<Arc<Notify>> {
+        let wake = self.inner.wake.get_or_init(|| {
+            let wake = Arc::new(Notify::new());
+            self.inner.runtime.handle().spawn(notify::listen_forever(
+                self.inner.pg_config.clone(),
+                wake.clone(),
+            ));
+            wake
+        });
+        Some(wake.clone())
+    }
+}
