@@ -92,6 +92,8 @@ fn traversal_out_of_the_public_prefix_never_reaches_the_upstream() {
         ("//public/../admin", 401),
         ("/public;/../admin", 401),
         ("/public/..;jsessionid=1/admin", 400),
+        ("/public/..%3B/admin", 400),
+        ("/public/..%3bx/admin", 400),
         ("/public/.;/../admin", 400),
         ("/PUBLIC/x", 401),
         ("/publicx", 401),

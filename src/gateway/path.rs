@@ -2,8 +2,8 @@
 //! forwarded. Unreserved percent-escapes are decoded, raw non-ASCII bytes percent-encoded,
 //! repeated slashes merged and dot segments resolved (RFC 3986 5.2.4). Anything a backend
 //! might read differently is refused instead: encoded `/` or `\`, backslashes, NUL and
-//! control bytes, invalid escapes, and dot segments with `;` parameters (`..;`, which
-//! Tomcat treats as `..`).
+//! control bytes, invalid escapes, and dot segments with `;` parameters (`..;` or
+//! `..%3B`, which Tomcat treats as `..`).
 
 /// Why a path was refused (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -85,8 +85,10 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
                 segments.pop();
             }
             s => {
-                let name = s.split(';').next().unwrap_or_default();
-                if s.contains(';') && (name == "." || name == "..") {
+                // `;` starts parameters, raw or (for a backend that decodes first) as the
+                // escape `%3B`, which decoding above has upper-cased.
+                let params = [s.find(';'), s.find("%3B")].into_iter().flatten().min();
+                if params.is_some_and(|at| matches!(&s[..at], "." | "..")) {
                     return Err(PathError::DotSegmentParams);
                 }
                 segments.push(s);
@@ -142,6 +144,10 @@ mod tests {
             normalize("/public/..;/admin"),
             Err(PathError::DotSegmentParams)
         );
+        for p in ["/public/..%3B/admin", "/public/..%3bx/admin", "/a/.%3B"] {
+            assert_eq!(normalize(p), Err(PathError::DotSegmentParams), "{p}");
+        }
+        assert_eq!(normalize("/a/b%3B..").unwrap(), "/a/b%3B..");
         assert_eq!(normalize("admin"), Err(PathError::NotAbsolute));
     }
 }
