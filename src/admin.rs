@@ -1,5 +1,6 @@
-//! `authgate users ...`: account administration straight on the database. A running gateway
-//! picks the changes up through its revocation sync (`[database] sync_interval`).
+//! `authgate users ...`: account administration straight on the database, SQLite or
+//! PostgreSQL alike. Running gateways pick the changes up through their revocation sync: at
+//! once with PostgreSQL (NOTIFY), within `[database] sync_interval` with SQLite.
 
 use serde_json::{json, Value};
 
