@@ -1,6 +1,8 @@
 //! The identity headers: removed from every client request in every spelling (any case,
 //! `_` for `-`, and named in `Connection`), then set from the verified token on required
-//! routes. A backend behind authgate can trust them.
+//! routes. A backend behind authgate can trust them. The `_` spellings of the headers that
+//! frame a message go too: a backend that folds `_` into `-` must not frame a body
+//! differently from the gateway.
 
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use pingora::http::RequestHeader;
@@ -8,6 +10,20 @@ use pingora::Result;
 
 use crate::auth::VerifiedToken;
 use crate::config::IdentityConfig;
+
+/// Headers that frame a message (the ones with a `-` that `_` could stand for). CGI-style
+/// backends read `Transfer_Encoding` as `Transfer-Encoding`; forwarded next to the real
+/// framing, it would be a request smuggling vector.
+const FRAMING: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "proxy-connection",
+];
+
+fn is_framing_alias(name: &str) -> bool {
+    name.contains('_') && FRAMING.iter().any(|f| same_header(name, f))
+}
 
 /// The configured identity header names.
 pub struct IdentityHeaders {
@@ -53,12 +69,13 @@ impl IdentityHeaders {
         same_header(name, self.user_id.as_str()) || same_header(name, self.username.as_str())
     }
 
-    /// Removes every client-supplied spelling of the identity headers.
+    /// Removes every client-supplied spelling of the identity headers, and the `_`
+    /// spellings of the framing headers.
     pub fn strip(&self, req: &mut RequestHeader) {
         let spoofed: Vec<HeaderName> = req
             .headers
             .keys()
-            .filter(|n| self.is_identity(n.as_str()))
+            .filter(|n| self.is_identity(n.as_str()) || is_framing_alias(n.as_str()))
             .cloned()
             .collect();
         for name in spoofed {
@@ -121,12 +138,15 @@ mod tests {
             req.append_header(name.to_string(), "1").unwrap();
         }
         req.append_header("X-Other", "keep").unwrap();
+        req.append_header("Transfer_Encoding", "chunked").unwrap();
+        req.append_header("content_length", "5").unwrap();
+        req.append_header("X_Other_Thing", "keep").unwrap();
         req.append_header("Connection", "keep-alive, X-User-Id")
             .unwrap();
         headers().strip(&mut req);
         let mut names: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
-        assert_eq!(names, vec!["connection", "x-other"]);
+        assert_eq!(names, vec!["connection", "x-other", "x_other_thing"]);
         assert_eq!(req.headers.get("connection").unwrap(), "keep-alive");
     }
 }

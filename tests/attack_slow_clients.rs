@@ -1,0 +1,287 @@
+//! Slow clients: bodies and headers dribbled or stalled must be cut off by timeouts, and
+//! must not keep the (single) worker from serving everyone else.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::http::parse_responses;
+use common::*;
+use serde_json::json;
+
+/// Reads one response from `stream` within `limit`; `None` when the server closed or
+/// said nothing in time.
+fn response_within(stream: &mut TcpStream, limit: Duration) -> (Option<Resp>, Duration) {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(r) = parse_responses(&out).into_iter().next() {
+            if r.body.len()
+                >= r.header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            {
+                return (Some(r), start.elapsed());
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return (parse_responses(&out).into_iter().next(), start.elapsed()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if start.elapsed() > limit {
+            return (None, start.elapsed());
+        }
+    }
+}
+
+fn register_body(name: &str) -> String {
+    json!({"username": name, "email": format!("{name}@example.com"), "password": "Password123"})
+        .to_string()
+}
+
+/// A gateway that gives a client 1 s between reads, on one worker thread.
+fn impatient() -> (TestGateway, Upstream) {
+    let up = Upstream::start();
+    let gw = GatewayBuilder::new(up.addr)
+        .section(
+            "server",
+            "threads = 1\nupstream_read_timeout = \"5s\"\nclient_timeout = \"1s\"",
+        )
+        .route("/protected", "required")
+        .route("/public", "public")
+        .start();
+    (gw, up)
+}
+
+/// Writes `head`, then one byte of `body` every `gap`, until the server answers or closes
+/// the connection, or `give_up` passes. Returns how long the server let it go on, and the
+/// answer if there was one.
+fn dribble(
+    addr: SocketAddr,
+    head: &str,
+    body: &[u8],
+    gap: Duration,
+    give_up: Duration,
+) -> (Duration, Option<Resp>) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.set_read_timeout(Some(gap)).unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    for byte in body.iter().cycle() {
+        if stream.write_all(&[*byte]).is_err() {
+            break;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+        if start.elapsed() > give_up {
+            break;
+        }
+    }
+    (start.elapsed(), parse_responses(&answer).into_iter().next())
+}
+
+/// A normal request on its own connection, timed.
+fn timed_public_get(addr: SocketAddr) -> (u16, Duration) {
+    let start = Instant::now();
+    let resp = send(addr, "GET", "/public/ping", &[], None);
+    (resp.status, start.elapsed())
+}
+
+fn assert_cut_off(what: &str, (lasted, answer): (Duration, Option<Resp>), bound: Duration) {
+    assert!(
+        lasted < bound,
+        "{what}: the connection was still open after {lasted:?}"
+    );
+    if let Some(resp) = answer {
+        assert!(
+            matches!(resp.status, 400 | 408),
+            "{what}: {} {}",
+            resp.status,
+            resp.text()
+        );
+    }
+}
+
+#[test]
+fn a_stalled_body_is_cut_off_and_others_are_served_meanwhile() {
+    let (gw, up) = impatient();
+    let addr = gw.addr;
+    let stalls: Vec<_> = ["/register", "/public/upload"]
+        .into_iter()
+        .map(|path| {
+            std::thread::spawn(move || {
+                let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{{\"user");
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream.write_all(head.as_bytes()).unwrap();
+                let (resp, took) = response_within(&mut stream, Duration::from_secs(6));
+                (path, resp, took)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, took) = timed_public_get(addr);
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_millis(900),
+        "a normal request waited {took:?}"
+    );
+    for stall in stalls {
+        let (path, resp, took) = stall.join().unwrap();
+        assert!(
+            took < Duration::from_secs(4),
+            "{path}: still open after {took:?}"
+        );
+        if let Some(resp) = resp {
+            assert!(
+                matches!(resp.status, 400 | 408 | 502),
+                "{path}: {} {}",
+                resp.status,
+                resp.text()
+            );
+        }
+    }
+    // The half-sent upload was not passed on as if complete.
+    assert!(up.requests().iter().all(|r| r.body.len() != 200));
+}
+
+#[test]
+fn slow_clients_do_not_pin_the_worker() {
+    let (gw, _up) = impatient();
+    let addr = gw.addr;
+    let body = register_body("slowpoke");
+    let slow: Vec<_> = (0..12)
+        .map(|i| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let (head, rest) = match i % 3 {
+                    0 => (
+                        format!(
+                            "POST /register HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                            body.len() + 100
+                        ),
+                        body.into_bytes(),
+                    ),
+                    1 => (
+                        "POST /public/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n"
+                            .to_string(),
+                        vec![b'u'; 1000],
+                    ),
+                    _ => (
+                        "GET /public/x HTTP/1.1\r\n".to_string(),
+                        b"X-Slow: aaaa\r\n".to_vec(),
+                    ),
+                };
+                dribble(
+                    addr,
+                    &head,
+                    &rest,
+                    Duration::from_millis(200),
+                    Duration::from_secs(3),
+                )
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let (status, took) = timed_public_get(addr);
+        assert_eq!(status, 200);
+        assert!(
+            took < Duration::from_millis(900),
+            "a normal request waited {took:?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for s in slow {
+        s.join().unwrap();
+    }
+}
+
+/// A client that sends one byte just inside every read timeout must still be cut off:
+/// `client_timeout` has to bound the whole body, not each read.
+#[test]
+#[ignore = "client_timeout bounds each read only; fix in src/gateway/endpoints.rs (read_body under one timeout)"]
+fn a_dribbled_body_on_an_auth_endpoint_is_cut_off() {
+    let (gw, _up) = impatient();
+    let body = register_body("slowpoke");
+    let head = format!("POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len() + 1000);
+    let outcome = dribble(
+        gw.addr,
+        &head,
+        body.as_bytes(),
+        Duration::from_millis(300),
+        Duration::from_secs(8),
+    );
+    assert_cut_off(
+        "body dribbled to /register",
+        outcome,
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+#[ignore = "client_timeout bounds each read only; fix in src/gateway/mod.rs (request_body_filter deadline)"]
+fn a_dribbled_upload_to_a_proxied_route_is_cut_off() {
+    let (gw, up) = impatient();
+    let head = "POST /public/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
+    let outcome = dribble(
+        gw.addr,
+        head,
+        &[b'u'; 1000],
+        Duration::from_millis(300),
+        Duration::from_secs(8),
+    );
+    assert_cut_off(
+        "body dribbled to /public/upload",
+        outcome,
+        Duration::from_secs(5),
+    );
+    assert!(up
+        .requests()
+        .iter()
+        .all(|r| r.body.len() == 1000 || r.body.is_empty()));
+}
+
+#[test]
+#[ignore = "pingora 0.9 reads request headers with a fixed 60 s per-read timeout; client_timeout applies only after them"]
+fn stalled_headers_are_cut_off() {
+    let (gw, _up) = impatient();
+    let outcome = dribble(
+        gw.addr,
+        "GET /public/x HTTP/1.1\r\nHost: x\r\n",
+        b"X",
+        Duration::from_secs(8),
+        Duration::from_secs(8),
+    );
+    assert_cut_off("headers stalled", outcome, Duration::from_secs(5));
+}
+
+#[test]
+#[ignore = "pingora 0.9 has no total deadline for reading request headers"]
+fn dribbled_headers_are_cut_off() {
+    let (gw, _up) = impatient();
+    let outcome = dribble(
+        gw.addr,
+        "GET /public/x HTTP/1.1\r\n",
+        b"X-Slow: aaaa\r\n",
+        Duration::from_millis(300),
+        Duration::from_secs(8),
+    );
+    assert_cut_off("headers dribbled", outcome, Duration::from_secs(5));
+}
