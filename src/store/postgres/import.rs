@@ -1,7 +1,7 @@
 //! The PostgreSQL half of `authgate migrate`: writes a [`Snapshot`] in one transaction,
 //! keeping the account ids, then moves the id sequence past them.
 
-use super::schema::CHANNEL;
+use super::schema::{CHANNEL, REVOCATION_ORDER_LOCK};
 use super::PostgresStore;
 use crate::store::transfer::{Snapshot, TransferCounts, TransferError};
 use crate::store::{fold_case, StoreError};
@@ -13,8 +13,13 @@ impl PostgresStore {
             .with_client(move |client| {
                 Box::pin(async move {
                     let tx = client.transaction().await?;
-                    // One migration at a time, and none racing with a gateway's registrations.
-                    tx.batch_execute("LOCK TABLE users IN EXCLUSIVE MODE").await?;
+                    // One migration at a time, none racing with a gateway's registrations,
+                    // and revocation ids in commit order as everywhere else.
+                    tx.batch_execute(&format!(
+                        "LOCK TABLE users IN EXCLUSIVE MODE;
+                         SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK});"
+                    ))
+                    .await?;
                     let existing: i64 = tx
                         .query_one("SELECT count(*) FROM users", &[])
                         .await?
