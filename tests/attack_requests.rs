@@ -64,7 +64,7 @@ fn register_body(name: &str) -> String {
 
 #[test]
 fn a_declared_oversized_body_is_refused_before_it_is_sent() {
-    let (gw, _up) = standard();
+    let (gw, up) = standard();
     let mut stream = TcpStream::connect(gw.addr).unwrap();
     let head = format!(
         "POST /register HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -80,6 +80,14 @@ fn a_declared_oversized_body_is_refused_before_it_is_sent() {
     );
     assert_eq!(resp.header("content-type"), Some("application/json"));
     assert!(took < Duration::from_secs(2), "took {took:?}");
+    // The unread body must not be taken for the next request on the connection.
+    let _ = stream.write_all(b"GET /public/after-413 HTTP/1.1\r\nHost: x\r\n\r\n");
+    let (next, _) = response_within(&mut stream, Duration::from_secs(1));
+    assert!(
+        next.is_none(),
+        "the connection went on after a 413: {next:?}"
+    );
+    assert_eq!(up.count(), 0);
 }
 
 #[test]
