@@ -221,7 +221,7 @@ fn slow_clients_do_not_pin_the_worker() {
 /// A client that sends one byte just inside every read timeout must still be cut off:
 /// `client_timeout` has to bound the whole body, not each read.
 #[test]
-#[ignore = "client_timeout bounds each read only; fix in src/gateway/endpoints.rs (read_body under one timeout)"]
+
 fn a_dribbled_body_on_an_auth_endpoint_is_cut_off() {
     let (gw, _up) = impatient();
     let body = register_body("slowpoke");
@@ -241,7 +241,7 @@ fn a_dribbled_body_on_an_auth_endpoint_is_cut_off() {
 }
 
 #[test]
-#[ignore = "client_timeout bounds each read only; fix in src/gateway/mod.rs (request_body_filter deadline)"]
+
 fn a_dribbled_upload_to_a_proxied_route_is_cut_off() {
     let (gw, up) = impatient();
     let head = "POST /public/upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";

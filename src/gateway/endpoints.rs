@@ -1,6 +1,8 @@
 //! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
 //! method and rate-limit checks, a capped body read, then the auth service.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
@@ -41,9 +43,14 @@ fn reply(r: Reply) -> JsonResponse {
     resp
 }
 
-/// Reads the request body, refusing (413) past `max` bytes without reading further.
-async fn read_body(session: &mut Session, max: usize) -> Result<BytesMut, JsonResponse> {
-    let too_large = || JsonResponse::error(StatusCode::PAYLOAD_TOO_LARGE, AuthError::BodyTooLarge);
+/// Reads the request body, refusing (413) past `max` bytes without reading further, and
+/// (408) when the whole body takes longer than `deadline`: a client dribbling bytes must
+/// not hold a worker.
+async fn read_body(
+    session: &mut Session,
+    max: usize,
+    deadline: Duration,
+) -> Result<BytesMut, JsonResponse> {
     let declared = session
         .req_header()
         .headers
@@ -52,15 +59,35 @@ async fn read_body(session: &mut Session, max: usize) -> Result<BytesMut, JsonRe
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max as u64) {
         session.set_keepalive(None);
-        return Err(too_large());
+        return Err(JsonResponse::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            AuthError::BodyTooLarge,
+        ));
     }
+    match tokio::time::timeout(deadline, read_capped(session, max)).await {
+        Ok(result) => result,
+        Err(_) => {
+            session.set_keepalive(None);
+            Err(JsonResponse::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout: the body took too long to arrive",
+            ))
+        }
+    }
+}
+
+/// The body, chunk by chunk, up to `max` bytes.
+async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, JsonResponse> {
     let mut body = BytesMut::new();
     loop {
         match session.read_request_body().await {
             Ok(Some(chunk)) => {
                 if body.len() + chunk.len() > max {
                     session.set_keepalive(None);
-                    return Err(too_large());
+                    return Err(JsonResponse::error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        AuthError::BodyTooLarge,
+                    ));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -124,7 +151,7 @@ async fn handle(
             return Err(rate_limited(limited));
         }
     }
-    let body = read_body(session, gw.max_body_bytes).await?;
+    let body = read_body(session, gw.max_body_bytes, gw.client_timeout).await?;
     let auth = &gw.auth;
     let authorization = session.req_header().headers.get_all(AUTHORIZATION);
     let result = match endpoint {

@@ -49,6 +49,7 @@ pub struct Gateway {
     request_metrics: access_log::RequestMetrics,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
+    /// How long a client may take to send a request body, in total.
     client_timeout: Duration,
 }
 
@@ -193,6 +194,22 @@ impl ProxyHttp for Gateway {
         }
         ctx.path = Some(path);
         Ok(false)
+    }
+
+    /// Proxied uploads get the same total deadline as the auth endpoints' bodies.
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.started.elapsed() > self.client_timeout {
+            return Err(
+                Error::explain(ErrorType::ReadTimedout, "request body too slow").into_down(),
+            );
+        }
+        Ok(())
     }
 
     async fn upstream_peer(
