@@ -11,8 +11,8 @@ use crate::auth::VerifiedToken;
 pub struct RequestCtx {
     pub started: Instant,
     pub client_ip: Option<IpAddr>,
-    /// The normalised path, forwarded upstream in place of the raw one.
-    pub path: Option<String>,
+    /// The normalised path when it differs from the raw one; forwarded in its place.
+    pub rewritten_path: Option<String>,
     pub route: Option<Arc<Route>>,
     pub endpoint: Option<Endpoint>,
     /// Set on required routes once the Bearer token verified.
@@ -28,7 +28,7 @@ impl RequestCtx {
         Self {
             started: Instant::now(),
             client_ip: None,
-            path: None,
+            rewritten_path: None,
             route: None,
             endpoint: None,
             identity: None,

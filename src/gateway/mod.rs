@@ -13,6 +13,7 @@ pub mod respond;
 pub mod router;
 pub mod upstreams;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,8 +145,9 @@ impl ProxyHttp for Gateway {
             return self.answer(session, ctx, preflight).await;
         }
         ctx.cors_origin = self.cors.allowed_origin(session.req_header());
-        let path = match path::normalize(session.req_header().uri.path()) {
-            Ok(p) => p,
+        let rewritten = match path::normalize(session.req_header().uri.path()) {
+            Ok(Cow::Borrowed(_)) => None,
+            Ok(Cow::Owned(p)) => Some(p),
             Err(e) => {
                 session.set_keepalive(None);
                 return self
@@ -157,7 +159,10 @@ impl ProxyHttp for Gateway {
                     .await;
             }
         };
-        let route = match self.router.resolve(&path) {
+        let path = rewritten
+            .as_deref()
+            .unwrap_or(session.req_header().uri.path());
+        let route = match self.router.resolve(path) {
             Target::Endpoint(endpoint) => {
                 ctx.endpoint = Some(endpoint);
                 let resp = endpoints::serve(self, session, endpoint).await;
@@ -192,7 +197,7 @@ impl ProxyHttp for Gateway {
         if let Some(resp) = self.route_rate_limit(ctx, route.index) {
             return self.answer(session, ctx, resp).await;
         }
-        ctx.path = Some(path);
+        ctx.rewritten_path = rewritten;
         Ok(false)
     }
 
@@ -237,7 +242,7 @@ impl ProxyHttp for Gateway {
             self.identity.inject(upstream_request, token)?;
         }
         if let Some(path) = ctx
-            .path
+            .rewritten_path
             .as_deref()
             .filter(|p| *p != session.req_header().uri.path())
         {

@@ -5,6 +5,8 @@
 //! control bytes, invalid escapes, and dot segments with `;` parameters (`..;` or
 //! `..%3B`, which Tomcat treats as `..`).
 
+use std::borrow::Cow;
+
 /// Why a path was refused (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
@@ -69,8 +71,34 @@ fn decode_unreserved(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
-/// Normalises the path part of a request target (no query string).
-pub fn normalize(raw: &str) -> Result<String, PathError> {
+/// True when `raw` is already in normal form: plain path characters only (no escapes,
+/// backslashes or control bytes), no empty segment and no segment starting with a dot.
+/// The usual request costs this one scan and no allocation.
+fn already_normal(raw: &str) -> bool {
+    let plain = |c: &u8| {
+        c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'/' | b'-' | b'.' | b'_' | b'~' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')'
+            )
+            || matches!(c, b'*' | b'+' | b',' | b';' | b'=' | b':' | b'@')
+    };
+    raw.starts_with('/')
+        && raw.as_bytes().iter().all(plain)
+        && !raw.contains("//")
+        && !raw.contains("/.")
+}
+
+/// Normalises the path part of a request target (no query string). Borrowed when the
+/// path was already normal, so only unusual paths allocate.
+pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
+    if already_normal(raw) {
+        return Ok(Cow::Borrowed(raw));
+    }
+    normalize_slow(raw).map(Cow::Owned)
+}
+
+fn normalize_slow(raw: &str) -> Result<String, PathError> {
     if !raw.starts_with('/') {
         return Err(PathError::NotAbsolute);
     }
@@ -109,6 +137,16 @@ pub fn normalize(raw: &str) -> Result<String, PathError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn normal_paths_are_borrowed_and_unusual_ones_rewritten() {
+        for p in ["/", "/api/v1/users/42", "/a.b/c-d_e~f", "/x;y=1", "/a/"] {
+            assert!(matches!(normalize(p), Ok(Cow::Borrowed(_))), "{p}");
+        }
+        for p in ["//a", "/a/./b", "/.well-known", "/a%41", "/caf\u{e9}"] {
+            assert!(matches!(normalize(p), Ok(Cow::Owned(_))), "{p}");
+        }
+    }
 
     #[test]
     fn resolves_dots_and_slashes() {

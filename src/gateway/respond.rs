@@ -2,7 +2,7 @@
 //! with the security headers, `Cache-Control: no-store` when a token is in the body.
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
@@ -20,8 +20,9 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
 /// Adds the security headers a response does not already set.
 pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
     for (name, value) in SECURITY_HEADERS {
-        if resp.headers.get(name).is_none() {
-            resp.insert_header(name, value)?;
+        if !resp.headers.contains_key(name) {
+            // Static values: no validation or copy per response.
+            resp.insert_header(name, HeaderValue::from_static(value))?;
         }
     }
     Ok(())
