@@ -176,8 +176,24 @@ impl From<rusqlite::Error> for StoreError {
 
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        StoreError::Database(e.to_string())
+        StoreError::Database(with_causes(&e))
     }
+}
+
+/// An error with its chain of causes ("error connecting to server: Connection refused"),
+/// each said once.
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The durable state of the gateway. Every method runs off the proxy's event loop.
@@ -217,5 +233,53 @@ pub trait Store: Send + Sync + 'static {
     /// cache can sync at once instead of at its next tick. `None` (SQLite): polling only.
     fn subscribe(&self) -> Option<Arc<tokio::sync::Notify>> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row<'a>(
+        row_id: i64,
+        revoked_id: &'a str,
+        kind: &'a str,
+        expires_at: i64,
+    ) -> RevocationRow<'a> {
+        RevocationRow {
+            row_id,
+            revoked_id,
+            kind,
+            user_id: 7,
+            expires_at,
+            not_before: 50,
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_live_rows_and_moves_past_every_row() {
+        let sid = uuid::Uuid::new_v4().to_string();
+        let mut batch = RevocationBatch::default();
+        batch.push_row(row(3, &sid, "session", 200), 100);
+        batch.push_row(row(4, "user:7:50", "user", 200), 100);
+        batch.push_row(row(5, &sid, "token", 99), 100); // expired
+        batch.push_row(row(6, "not-a-uuid", "session", 200), 100); // unreadable
+        batch.push_row(row(7, &sid, "from-the-future", 200), 100); // unknown kind
+        assert_eq!(batch.cursor, 7);
+        assert_eq!(batch.revocations.len(), 1);
+        assert_eq!(batch.revocations[0].kind, RevokedKind::Session);
+        assert_eq!(
+            batch.cutoffs,
+            vec![UserCutoff {
+                user_id: 7,
+                not_before: 50,
+                expires_at: 200
+            }]
+        );
+    }
+
+    #[test]
+    fn keys_fold_case_beyond_ascii() {
+        assert_eq!(fold_case("ÄdMin"), fold_case("ädmin"));
     }
 }

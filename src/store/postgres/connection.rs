@@ -14,7 +14,7 @@ use tokio_postgres::NoTls;
 use super::runtime::DbRuntime;
 use super::{schema, Inner, PostgresStore};
 use crate::config::{redact_url, PostgresConfig};
-use crate::store::StoreError;
+use crate::store::{with_causes, StoreError};
 
 /// A database operation borrowing a pooled connection.
 pub(super) type Op<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
@@ -71,10 +71,9 @@ impl PostgresStore {
         self.inner
             .runtime
             .run(async move {
-                let mut client = pool
-                    .get()
-                    .await
-                    .map_err(|e| StoreError::Database(format!("no database connection: {e}")))?;
+                let mut client = pool.get().await.map_err(|e| {
+                    StoreError::Database(format!("no database connection: {}", with_causes(&e)))
+                })?;
                 let outcome = tokio::time::timeout(limit, op(&mut client)).await;
                 match outcome {
                     Ok(result) => result,
