@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::auth::revocation::{sync_loop, RevocationCache};
+use crate::auth::revocation::{now_ms, sync_loop, RevocationCache};
 use crate::auth::AuthService;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
@@ -43,6 +43,9 @@ impl BackgroundService for Maintenance {
                 }
                 self.limits.evict_idle();
                 self.auth.login_throttle.evict_idle();
+                self.auth
+                    .verified
+                    .prune(now_ms() / 1000, self.auth.tokens.leeway());
                 self.metrics
                     .revocation_cache_entries
                     .set(self.revocations.len() as i64);

@@ -243,3 +243,34 @@ fn logout_and_refresh_accept_post_only() {
         );
     }
 }
+
+#[test]
+fn a_token_seen_before_is_still_checked_for_revocation_and_expiry() {
+    let up = Upstream::start();
+    let gw = GatewayBuilder::new(up.addr)
+        .section("tokens", &format!("secret = \"{SECRET}\"\nleeway = \"0s\""))
+        .route("/protected", "required")
+        .start();
+    let (access, _) = tokens_for(&gw, "alice");
+    assert_eq!(
+        with_token(gw.addr, "GET", "/protected", &access).status,
+        200
+    );
+    assert_eq!(with_token(gw.addr, "POST", "/logout", &access).status, 200);
+    assert_eq!(
+        with_token(gw.addr, "GET", "/protected", &access).msg(),
+        "Token has been revoked"
+    );
+
+    let mut claims = common::tokens::access_claims();
+    claims["exp"] = serde_json::json!(common::tokens::now() + 1);
+    let short = common::tokens::forge(&claims);
+    assert_eq!(with_token(gw.addr, "GET", "/protected", &short).status, 200);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let resp = with_token(gw.addr, "GET", "/protected", &short);
+    assert_eq!(
+        (resp.status, resp.msg().as_str()),
+        (401, "Token has expired")
+    );
+    assert_eq!(up.count(), 2);
+}

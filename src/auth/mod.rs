@@ -11,6 +11,7 @@ pub mod service;
 pub mod sessions;
 pub mod tokens;
 pub mod validation;
+pub mod verified_cache;
 
 pub use error::{AuthError, TokenError};
 pub use service::{AuthService, Reply};

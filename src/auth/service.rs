@@ -17,6 +17,7 @@ use super::password::PasswordHasher;
 use super::revocation::{now_ms, RevocationCache};
 use super::tokens::{Subject, TokenService, TokenType, VerifiedToken};
 use super::validation;
+use super::verified_cache::VerifiedCache;
 use crate::metrics::Metrics;
 use crate::store::{NewUser, Store, StoreError, User};
 
@@ -35,6 +36,8 @@ pub struct AuthService {
     pub revocations: Arc<RevocationCache>,
     pub hasher: PasswordHasher,
     pub login_throttle: LoginThrottle,
+    /// Access tokens already verified, for the proxied path.
+    pub verified: VerifiedCache,
     pub metrics: Arc<Metrics>,
 }
 
@@ -67,14 +70,42 @@ impl AuthService {
     ) -> Result<VerifiedToken, AuthError> {
         let token = bearer_token(authorization)?;
         let verified = self.tokens.verify(token, expected, now_secs())?;
+        self.check_revocation(&verified)?;
+        Ok(verified)
+    }
+
+    /// The check of every request on a required route: [`Self::verify_bearer`] for an
+    /// access token, with the signature and claims of a token seen before taken from the
+    /// verified-token cache. Expiry and revocation are checked every time.
+    pub fn verify_access<'a>(
+        &self,
+        authorization: impl Iterator<Item = &'a [u8]>,
+    ) -> Result<Arc<VerifiedToken>, AuthError> {
+        let token = bearer_token(authorization)?;
+        let now = now_secs();
+        let verified = match self.verified.get(token) {
+            Some(v) if v.exp.saturating_add(self.tokens.leeway()) >= now => v,
+            Some(_) => return Err(TokenError::Expired.into()),
+            None => {
+                let v = Arc::new(self.tokens.verify(token, TokenType::Access, now)?);
+                self.verified.insert(token, v.clone());
+                v
+            }
+        };
+        self.check_revocation(&verified)?;
+        Ok(verified)
+    }
+
+    /// Fails closed when the revocation state is stale; refuses revoked tokens.
+    fn check_revocation(&self, verified: &VerifiedToken) -> Result<(), AuthError> {
         if !self.revocations.is_current() {
             return Err(AuthError::StoreUnavailable);
         }
-        if self.revocations.is_revoked(&verified) {
+        if self.revocations.is_revoked(verified) {
             tracing::info!(target: "audit", event = "revoked_token_presented", user_id = verified.user_id);
             return Err(TokenError::Revoked.into());
         }
-        Ok(verified)
+        Ok(())
     }
 
     /// Issues the access/refresh pair of a new login session.

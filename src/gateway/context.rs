@@ -16,7 +16,7 @@ pub struct RequestCtx {
     pub route: Option<Arc<Route>>,
     pub endpoint: Option<Endpoint>,
     /// Set on required routes once the Bearer token verified.
-    pub identity: Option<VerifiedToken>,
+    pub identity: Option<Arc<VerifiedToken>>,
     /// Status of a response the gateway wrote itself.
     pub status: Option<u16>,
     /// The request's `Origin`, when CORS allows it.

@@ -11,7 +11,7 @@ use pingora::proxy::Session;
 use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
-use crate::auth::{AuthError, Reply, TokenType};
+use crate::auth::{AuthError, Reply};
 use crate::limits::Limited;
 
 /// What a client sees when a rate limit refuses it.
@@ -192,14 +192,14 @@ async fn handle(
 /// the contract's 401. Any method, so the calling proxy may pass the original one on.
 fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
     let authorization = session.req_header().headers.get_all(AUTHORIZATION);
-    match gw.auth.verify_bearer(
-        authorization.iter().map(|v| v.as_bytes()),
-        TokenType::Access,
-    ) {
+    match gw
+        .auth
+        .verify_access(authorization.iter().map(|v| v.as_bytes()))
+    {
         Ok(token) => {
             let mut resp = JsonResponse::new(StatusCode::NO_CONTENT, serde_json::Value::Null)
                 .header(gw.identity.user_id_name(), token.user_id.to_string())
-                .header(gw.identity.username_name(), token.username);
+                .header(gw.identity.username_name(), token.username.as_str());
             resp.empty_body = true;
             resp
         }

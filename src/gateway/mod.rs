@@ -33,7 +33,7 @@ use self::identity::IdentityHeaders;
 use self::respond::JsonResponse;
 use self::router::{Router, Target};
 use self::upstreams::Upstreams;
-use crate::auth::{AuthError, AuthService, TokenType};
+use crate::auth::{AuthError, AuthService};
 use crate::config::{AuthMode, Config};
 use crate::limits::{RateLimits, RouteLimit};
 use crate::metrics::Metrics;
@@ -103,10 +103,12 @@ impl Gateway {
     }
 
     /// Checks a required route's Bearer token.
-    fn authenticate(&self, session: &Session) -> Result<crate::auth::VerifiedToken, AuthError> {
+    fn authenticate(
+        &self,
+        session: &Session,
+    ) -> Result<Arc<crate::auth::VerifiedToken>, AuthError> {
         let values = session.req_header().headers.get_all(AUTHORIZATION);
-        self.auth
-            .verify_bearer(values.iter().map(|v| v.as_bytes()), TokenType::Access)
+        self.auth.verify_access(values.iter().map(|v| v.as_bytes()))
     }
 
     /// Applies the route's rate limit: per user on required routes, per IP on public ones.
