@@ -1,11 +1,14 @@
 //! Configuration: the TOML file format (`file`), the environment overlay (`env`), and the
 //! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`).
 
+mod cors;
 mod database;
 mod env;
 mod error;
 mod file;
+mod routing;
 mod validated;
+mod values;
 
 use std::path::Path;
 

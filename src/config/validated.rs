@@ -7,11 +7,17 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::cors::cors;
+pub use super::cors::CorsConfig;
 pub use super::database::{
     parse_database_url, redact_url, DatabaseBackend, DatabaseConfig, DatabaseUrl, PostgresConfig,
 };
 use super::error::ConfigError;
-use super::file::{CorsFile, FileConfig, RouteFile, UpstreamFile};
+use super::file::FileConfig;
+use super::routing::{route, upstream};
+pub use super::routing::{AuthMode, RouteConfig, UpstreamConfig};
+pub use super::values::parse_rate;
+use super::values::{duration, header_name, socket_addr};
 
 /// Everything the gateway needs, checked.
 #[derive(Debug, Clone)]
@@ -93,16 +99,6 @@ pub struct ForwardAuthConfig {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone)]
-pub struct CorsConfig {
-    /// Empty: no CORS headers at all. `"*"`: any origin.
-    pub allowed_origins: Vec<String>,
-    pub allowed_methods: Vec<String>,
-    pub allowed_headers: Vec<String>,
-    pub max_age: Duration,
-    pub allow_credentials: bool,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -113,186 +109,6 @@ pub enum LogFormat {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct UpstreamConfig {
-    pub name: String,
-    pub servers: Vec<SocketAddr>,
-    pub health_check_interval: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    Required,
-    Public,
-}
-
-#[derive(Debug, Clone)]
-pub struct RouteConfig {
-    pub prefix: String,
-    pub upstream: String,
-    pub auth: AuthMode,
-    pub rate_limit: Option<RateSpec>,
-}
-
-fn duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value)
-        .map_err(|e| ConfigError::invalid(key, format!("{value:?} is not a duration: {e}")))
-}
-
-fn socket_addr(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value
-        .parse()
-        .map_err(|_| ConfigError::invalid(key, format!("{value:?} is not an IP:port address")))
-}
-
-/// Parses `"N/period"`, e.g. `"10/5m"`.
-pub fn parse_rate(key: &str, value: &str) -> Result<RateSpec, ConfigError> {
-    let bad = || {
-        ConfigError::invalid(
-            key,
-            format!("{value:?} is not of the form \"N/period\", e.g. \"10/5m\""),
-        )
-    };
-    let (count, period) = value.split_once('/').ok_or_else(bad)?;
-    let count: u32 = count.trim().parse().map_err(|_| bad())?;
-    let period = humantime::parse_duration(period.trim()).map_err(|_| bad())?;
-    if count == 0 || period.is_zero() {
-        return Err(ConfigError::invalid(
-            key,
-            "count and period must both be above zero",
-        ));
-    }
-    Ok(RateSpec { count, period })
-}
-
-fn header_name(key: &str, value: &str) -> Result<String, ConfigError> {
-    http::header::HeaderName::from_bytes(value.as_bytes())
-        .map_err(|_| ConfigError::invalid(key, format!("{value:?} is not a valid header name")))?;
-    Ok(value.to_string())
-}
-
-fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfig, ConfigError> {
-    let key = |k: &str| format!("upstreams[{index}].{k}");
-    if file.name.trim().is_empty() {
-        return Err(ConfigError::invalid(&key("name"), "must not be empty"));
-    }
-    if file.servers.is_empty() {
-        return Err(ConfigError::invalid(
-            &key("servers"),
-            "needs at least one server",
-        ));
-    }
-    let servers = file
-        .servers
-        .iter()
-        .map(|s| socket_addr(&key("servers"), s))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(UpstreamConfig {
-        name: file.name,
-        servers,
-        health_check_interval: duration(
-            &key("health_check_interval"),
-            &file.health_check_interval,
-        )?,
-    })
-}
-
-fn route(
-    index: usize,
-    file: RouteFile,
-    upstreams: &[UpstreamConfig],
-) -> Result<RouteConfig, ConfigError> {
-    let key = |k: &str| format!("routes[{index}].{k}");
-    let prefix = file.prefix;
-    if !prefix.starts_with('/')
-        || prefix.contains("//")
-        || prefix.contains('%')
-        || prefix.contains('\\')
-    {
-        return Err(ConfigError::invalid(
-            &key("prefix"),
-            format!("{prefix:?} must be a normalised path starting with '/'"),
-        ));
-    }
-    if prefix.split('/').any(|seg| seg == "." || seg == "..") {
-        return Err(ConfigError::invalid(
-            &key("prefix"),
-            "must not contain dot segments",
-        ));
-    }
-    let prefix = if prefix.len() > 1 {
-        prefix.trim_end_matches('/').to_string()
-    } else {
-        prefix
-    };
-    if !upstreams.iter().any(|u| u.name == file.upstream) {
-        return Err(ConfigError::invalid(
-            &key("upstream"),
-            format!("no upstream is named {:?}", file.upstream),
-        ));
-    }
-    let auth = match file.auth.as_str() {
-        "required" => AuthMode::Required,
-        "public" => AuthMode::Public,
-        other => {
-            return Err(ConfigError::invalid(
-                &key("auth"),
-                format!("{other:?} is neither \"required\" nor \"public\""),
-            ))
-        }
-    };
-    let rate_limit = file
-        .rate_limit
-        .as_deref()
-        .map(|r| parse_rate(&key("rate_limit"), r))
-        .transpose()?;
-    Ok(RouteConfig {
-        prefix,
-        upstream: file.upstream,
-        auth,
-        rate_limit,
-    })
-}
-
-fn cors(file: CorsFile) -> Result<CorsConfig, ConfigError> {
-    for origin in &file.allowed_origins {
-        let valid = origin == "*"
-            || ((origin.starts_with("http://") || origin.starts_with("https://"))
-                && !origin.ends_with('/')
-                && http::HeaderValue::from_str(origin).is_ok());
-        if !valid {
-            return Err(ConfigError::invalid(
-                "cors.allowed_origins",
-                format!("{origin:?} is not \"*\" or an origin like \"https://app.example.com\""),
-            ));
-        }
-    }
-    if file.allow_credentials && file.allowed_origins.iter().any(|o| o == "*") {
-        return Err(ConfigError::invalid(
-            "cors.allow_credentials",
-            "cannot be combined with the \"*\" origin",
-        ));
-    }
-    for h in &file.allowed_headers {
-        header_name("cors.allowed_headers", h)?;
-    }
-    for m in &file.allowed_methods {
-        http::Method::from_bytes(m.as_bytes()).map_err(|_| {
-            ConfigError::invalid(
-                "cors.allowed_methods",
-                format!("{m:?} is not an HTTP method"),
-            )
-        })?;
-    }
-    Ok(CorsConfig {
-        allowed_origins: file.allowed_origins,
-        allowed_methods: file.allowed_methods,
-        allowed_headers: file.allowed_headers,
-        max_age: duration("cors.max_age", &file.max_age)?,
-        allow_credentials: file.allow_credentials,
-    })
 }
 
 impl TryFrom<FileConfig> for Config {

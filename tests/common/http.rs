@@ -110,10 +110,14 @@ pub fn parse_responses(mut raw: &[u8]) -> Vec<Resp> {
 /// answer. The write side stays open: a proxy takes a half-closed connection for a client
 /// that has gone away.
 pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    raw_exchange_within(addr, request, Duration::from_secs(5))
+}
+
+/// [`raw_exchange`], waiting up to `silence` for each read: for answers that are slow on
+/// purpose (a database lock the gateway waits out).
+pub fn raw_exchange_within(addr: SocketAddr, request: &[u8], silence: Duration) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).expect("connect to gateway");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(silence)).unwrap();
     stream.write_all(request).expect("send request");
     let mut out = Vec::new();
     let mut buf = [0u8; 16384];

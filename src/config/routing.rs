@@ -1,0 +1,113 @@
+//! `[[upstreams]]` and `[[routes]]`: each checked on its own and against each other.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::error::ConfigError;
+use super::file::{RouteFile, UpstreamFile};
+use super::validated::RateSpec;
+use super::values::{duration, parse_rate, socket_addr};
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub servers: Vec<SocketAddr>,
+    pub health_check_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Required,
+    Public,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub prefix: String,
+    pub upstream: String,
+    pub auth: AuthMode,
+    pub rate_limit: Option<RateSpec>,
+}
+
+pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfig, ConfigError> {
+    let key = |k: &str| format!("upstreams[{index}].{k}");
+    if file.name.trim().is_empty() {
+        return Err(ConfigError::invalid(&key("name"), "must not be empty"));
+    }
+    if file.servers.is_empty() {
+        return Err(ConfigError::invalid(
+            &key("servers"),
+            "needs at least one server",
+        ));
+    }
+    let servers = file
+        .servers
+        .iter()
+        .map(|s| socket_addr(&key("servers"), s))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(UpstreamConfig {
+        name: file.name,
+        servers,
+        health_check_interval: duration(
+            &key("health_check_interval"),
+            &file.health_check_interval,
+        )?,
+    })
+}
+
+pub(super) fn route(
+    index: usize,
+    file: RouteFile,
+    upstreams: &[UpstreamConfig],
+) -> Result<RouteConfig, ConfigError> {
+    let key = |k: &str| format!("routes[{index}].{k}");
+    let prefix = file.prefix;
+    if !prefix.starts_with('/')
+        || prefix.contains("//")
+        || prefix.contains('%')
+        || prefix.contains('\\')
+    {
+        return Err(ConfigError::invalid(
+            &key("prefix"),
+            format!("{prefix:?} must be a normalised path starting with '/'"),
+        ));
+    }
+    if prefix.split('/').any(|seg| seg == "." || seg == "..") {
+        return Err(ConfigError::invalid(
+            &key("prefix"),
+            "must not contain dot segments",
+        ));
+    }
+    let prefix = if prefix.len() > 1 {
+        prefix.trim_end_matches('/').to_string()
+    } else {
+        prefix
+    };
+    if !upstreams.iter().any(|u| u.name == file.upstream) {
+        return Err(ConfigError::invalid(
+            &key("upstream"),
+            format!("no upstream is named {:?}", file.upstream),
+        ));
+    }
+    let auth = match file.auth.as_str() {
+        "required" => AuthMode::Required,
+        "public" => AuthMode::Public,
+        other => {
+            return Err(ConfigError::invalid(
+                &key("auth"),
+                format!("{other:?} is neither \"required\" nor \"public\""),
+            ))
+        }
+    };
+    let rate_limit = file
+        .rate_limit
+        .as_deref()
+        .map(|r| parse_rate(&key("rate_limit"), r))
+        .transpose()?;
+    Ok(RouteConfig {
+        prefix,
+        upstream: file.upstream,
+        auth,
+        rate_limit,
+    })
+}
