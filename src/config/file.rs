@@ -37,6 +37,7 @@ pub struct FileConfig {
 pub struct ServerFile {
     pub listen: String,
     pub threads: usize,
+    pub work_stealing: bool,
     pub metrics_listen: Option<String>,
     pub trusted_proxies: Vec<String>,
     pub upstream_connect_timeout: String,
@@ -49,6 +50,7 @@ impl Default for ServerFile {
         Self {
             listen: "127.0.0.1:5000".into(),
             threads: 2,
+            work_stealing: false,
             metrics_listen: None,
             trusted_proxies: Vec::new(),
             upstream_connect_timeout: "5s".into(),

@@ -39,6 +39,8 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub threads: usize,
+    /// One work-stealing runtime instead of one single-threaded runtime per thread.
+    pub work_stealing: bool,
     pub metrics_listen: Option<SocketAddr>,
     pub trusted_proxies: Vec<IpNet>,
     pub upstream_connect_timeout: Duration,
@@ -136,6 +138,7 @@ impl TryFrom<FileConfig> for Config {
         let server = ServerConfig {
             listen: socket_addr("server.listen", &s.listen)?,
             threads: s.threads,
+            work_stealing: s.work_stealing,
             metrics_listen: s
                 .metrics_listen
                 .as_deref()

@@ -130,8 +130,12 @@ impl GatewayBuilder {
         for (name, body) in &self.sections {
             out.push_str(&format!("[{name}]\n"));
             match name.as_str() {
+                // Work stealing: pingora's single-threaded runtimes keep their handles in a
+                // process-wide thread-local keyed by thread id, and a later server in the
+                // same process whose thread reuses an id finds a dead runtime there. One
+                // gateway per process (the binary, tests/logs.rs) runs the default.
                 "server" => out.push_str(&format!(
-                    "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\n"
+                    "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\nwork_stealing = true\n"
                 )),
                 "database" => out.push_str(&format!("url = \"{db}\"\n")),
                 _ => {}
