@@ -7,41 +7,8 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::http::parse_responses;
+use common::http::{parse_responses, register_body, response_within};
 use common::*;
-use serde_json::json;
-
-/// Reads one response from `stream` within `limit`; `None` when the server closed or
-/// said nothing in time.
-fn response_within(stream: &mut TcpStream, limit: Duration) -> (Option<Resp>, Duration) {
-    let start = Instant::now();
-    stream.set_read_timeout(Some(limit)).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(r) = parse_responses(&out).into_iter().next() {
-            if r.body.len()
-                >= r.header("content-length")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
-            {
-                return (Some(r), start.elapsed());
-            }
-        }
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return (parse_responses(&out).into_iter().next(), start.elapsed()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-        if start.elapsed() > limit {
-            return (None, start.elapsed());
-        }
-    }
-}
-
-fn register_body(name: &str) -> String {
-    json!({"username": name, "email": format!("{name}@example.com"), "password": "Password123"})
-        .to_string()
-}
 
 /// A gateway that gives a client 1 s between reads, on one worker thread.
 fn impatient() -> (TestGateway, Upstream) {

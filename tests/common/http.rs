@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -186,4 +186,37 @@ pub fn with_token(addr: SocketAddr, method: &str, path: &str, token: &str) -> Re
         &[("Authorization", &format!("Bearer {token}"))],
         None,
     )
+}
+
+/// Reads one response from `stream` within `limit`; `None` when the server closed or
+/// said nothing in time.
+pub fn response_within(stream: &mut TcpStream, limit: Duration) -> (Option<Resp>, Duration) {
+    let start = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(r) = parse_responses(&out).into_iter().next() {
+            if r.body.len()
+                >= r.header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0)
+            {
+                return (Some(r), start.elapsed());
+            }
+        }
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return (parse_responses(&out).into_iter().next(), start.elapsed()),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if start.elapsed() > limit {
+            return (None, start.elapsed());
+        }
+    }
+}
+
+/// A `/register` body for `name` with a valid email and password.
+pub fn register_body(name: &str) -> String {
+    serde_json::json!({"username": name, "email": format!("{name}@example.com"), "password": "Password123"})
+        .to_string()
 }
