@@ -1,6 +1,7 @@
 //! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
 //! method and rate-limit checks, a capped body read, then the auth service.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -128,6 +129,7 @@ async fn handle(
     gw: &Gateway,
     session: &mut Session,
     endpoint: Endpoint,
+    client_ip: Option<IpAddr>,
 ) -> Result<JsonResponse, JsonResponse> {
     if session.req_header().method != Method::POST {
         return Err(
@@ -135,7 +137,7 @@ async fn handle(
                 .header("Allow", "POST"),
         );
     }
-    if let Some(ip) = gw.client_ip(session) {
+    if let Some(ip) = client_ip {
         let limit = match endpoint {
             Endpoint::Register => Some(&gw.limits.register),
             Endpoint::Login => Some(&gw.limits.login),
@@ -161,7 +163,7 @@ async fn handle(
         }
         Endpoint::Login => {
             check_content_type(session)?;
-            auth.login(&body, gw.client_ip(session)).await
+            auth.login(&body, client_ip).await
         }
         Endpoint::LogoutAll => {
             auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
@@ -177,15 +179,18 @@ async fn handle(
                 .await
         }
     };
-    result.map(reply).map_err(|e| {
-        if let AuthError::Token(t) = &e {
-            gw.metrics
-                .auth_failures_total
-                .with_label_values(&[t.reason()])
-                .inc();
-        }
-        auth_error(&e)
-    })
+    result.map(reply).map_err(|e| refused(gw, &e))
+}
+
+/// The answer to a failed auth check, counted by reason when a token was refused.
+pub fn refused(gw: &Gateway, e: &AuthError) -> JsonResponse {
+    if let AuthError::Token(t) = e {
+        gw.metrics
+            .auth_failures_total
+            .with_label_values(&[t.reason()])
+            .inc();
+    }
+    auth_error(e)
 }
 
 /// The forward-auth check: 204 with the identity headers for a valid access token, else
@@ -203,22 +208,22 @@ fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
             resp.empty_body = true;
             resp
         }
-        Err(e) => {
-            if let AuthError::Token(t) = &e {
-                gw.metrics
-                    .auth_failures_total
-                    .with_label_values(&[t.reason()])
-                    .inc();
-            }
-            auth_error(&e)
-        }
+        Err(e) => refused(gw, &e),
     }
 }
 
 /// Answers one request to a built-in endpoint.
-pub async fn serve(gw: &Gateway, session: &mut Session, endpoint: Endpoint) -> JsonResponse {
+/// `client_ip` is the one the request phase resolved.
+pub async fn serve(
+    gw: &Gateway,
+    session: &mut Session,
+    endpoint: Endpoint,
+    client_ip: Option<IpAddr>,
+) -> JsonResponse {
     if endpoint == Endpoint::Verify {
         return verify(gw, session);
     }
-    handle(gw, session, endpoint).await.unwrap_or_else(|e| e)
+    handle(gw, session, endpoint, client_ip)
+        .await
+        .unwrap_or_else(|e| e)
 }

@@ -167,7 +167,7 @@ impl ProxyHttp for Gateway {
         let route = match self.router.resolve(path) {
             Target::Endpoint(endpoint) => {
                 ctx.endpoint = Some(endpoint);
-                let resp = endpoints::serve(self, session, endpoint).await;
+                let resp = endpoints::serve(self, session, endpoint, ctx.client_ip).await;
                 return self.answer(session, ctx, resp).await;
             }
             Target::NotFound => {
@@ -186,13 +186,9 @@ impl ProxyHttp for Gateway {
             match self.authenticate(session) {
                 Ok(token) => ctx.identity = Some(token),
                 Err(e) => {
-                    if let AuthError::Token(t) = &e {
-                        self.metrics
-                            .auth_failures_total
-                            .with_label_values(&[t.reason()])
-                            .inc();
-                    }
-                    return self.answer(session, ctx, endpoints::auth_error(&e)).await;
+                    return self
+                        .answer(session, ctx, endpoints::refused(self, &e))
+                        .await
                 }
             }
         }
