@@ -18,6 +18,7 @@ pub struct Metrics {
     pub registrations_total: IntCounterVec,
     pub tokens_revoked_total: IntCounter,
     pub refresh_reuse_total: IntCounter,
+    pub header_timeouts_total: IntCounter,
     pub revocation_cache_entries: IntGauge,
     pub rate_limited_total: IntCounterVec,
     pub password_hash_seconds: Histogram,
@@ -94,6 +95,14 @@ impl Metrics {
                 IntCounter::new(
                     "authgate_refresh_reuse_total",
                     "Spent refresh tokens presented again (sessions revoked).",
+                )
+                .expect("valid"),
+            ),
+            header_timeouts_total: register(
+                &r,
+                IntCounter::new(
+                    "authgate_header_timeouts_total",
+                    "Connections closed because a request header was not received within client_timeout.",
                 )
                 .expect("valid"),
             ),

@@ -7,6 +7,7 @@ pub mod client_ip;
 mod context;
 pub mod cors;
 pub mod endpoints;
+pub mod header_deadline;
 pub mod identity;
 pub mod path;
 pub mod respond;
@@ -141,6 +142,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        header_deadline::header_received();
         session.set_read_timeout(Some(self.client_timeout));
         ctx.client_ip = self.client_ip(session);
         if let Some(preflight) = self.cors.preflight(session.req_header()) {
