@@ -84,7 +84,7 @@ fn main() {
         .build()
         .expect("a tokio runtime starts");
     // One hashing thread, as bench/logins configures the gateway.
-    let hasher = PasswordHasher::new(1, 0, Arc::new(Metrics::new()));
+    let hasher = PasswordHasher::new(1, 0, 0, Arc::new(Metrics::new()));
     let hash = runtime
         .block_on(hasher.hash(PASSWORD.to_string()))
         .expect("authgate's hasher hashes a password");

@@ -5,7 +5,7 @@
 //!
 //! [`build_server`] turns a validated [`config::Config`] into a ready pingora server; the
 //! binary and the integration tests share it.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod admin;
 pub mod auth;
@@ -93,6 +93,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         hasher: PasswordHasher::new(
             config.limits.hash_threads,
             config.limits.hash_queue,
+            config.limits.hash_nice,
             metrics.clone(),
         ),
         login_throttle: LoginThrottle::new(config.rate_limits.login_failures),

@@ -1,7 +1,9 @@
 //! Argon2id hashing (OWASP: m=19 MiB, t=2, p=1) on a bounded pool. A hash costs tens of
 //! milliseconds of CPU, so it never runs on the proxy's event loop; and when the pool's
 //! queue is full the caller is told at once (503) instead of queueing without bound, so a
-//! login storm cannot stall proxied traffic.
+//! login storm cannot stall proxied traffic. The pool's threads run at a lower CPU
+//! priority (`hash_nice`), so on a machine where they share cores with the proxy, proxied
+//! requests come first and hashing gets what is left.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,7 +11,8 @@ use std::time::Instant;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use rayon::{ThreadPool, ThreadPoolBuilder};
+use tokio::sync::{oneshot, Semaphore};
 
 use super::error::AuthError;
 use crate::metrics::Metrics;
@@ -25,6 +28,8 @@ pub struct PasswordHasher {
     admitted: Arc<Semaphore>,
     /// The ones actually hashing.
     running: Arc<Semaphore>,
+    /// `threads` threads at the configured niceness.
+    pool: ThreadPool,
     /// A real hash of a random password, verified against for unknown usernames so that
     /// they cost the same time as a wrong password.
     dummy_hash: String,
@@ -32,14 +37,23 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(threads: usize, queue: usize, metrics: Arc<Metrics>) -> Self {
+    /// A pool of `threads` threads at niceness `nice` (0: the process's own priority, up
+    /// to 19: the lowest), admitting `queue` more hashes waiting for one.
+    pub fn new(threads: usize, queue: usize, nice: i32, metrics: Arc<Metrics>) -> Self {
         let salt = SaltString::generate(&mut OsRng);
         let dummy_hash = argon2()
             .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
             .expect("hashing a random password succeeds")
             .to_string();
         let threads = threads.max(1);
+        let pool = ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("authgate-hash-{i}"))
+            .start_handler(move |_| lower_own_priority(nice))
+            .build()
+            .expect("starting the password hashing threads");
         Self {
+            pool,
             admitted: Arc::new(Semaphore::new(threads + queue)),
             running: Arc::new(Semaphore::new(threads)),
             dummy_hash,
@@ -47,7 +61,7 @@ impl PasswordHasher {
         }
     }
 
-    /// Runs `job` on the blocking pool once a hashing slot is free, or refuses at once with
+    /// Runs `job` on the hashing pool once a hashing slot is free, or refuses at once with
     /// [`AuthError::Busy`] when the queue is full.
     async fn run<T: Send + 'static>(
         &self,
@@ -63,15 +77,15 @@ impl PasswordHasher {
         self.metrics.hash_queue_depth.dec();
         let running = running.map_err(|_| AuthError::Busy)?;
         let histogram = self.metrics.password_hash_seconds.clone();
-        tokio::task::spawn_blocking(move || {
+        let (done, result) = oneshot::channel();
+        self.pool.spawn(move || {
             let started = Instant::now();
             let out = job();
             histogram.observe(started.elapsed().as_secs_f64());
             drop((running, admitted));
-            out
-        })
-        .await
-        .map_err(|_| AuthError::Busy)
+            let _ = done.send(out);
+        });
+        result.await.map_err(|_| AuthError::Busy)
     }
 
     /// Hashes a new password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$...`).
@@ -106,5 +120,62 @@ impl PasswordHasher {
             })
             .await?;
         Ok(matches && is_real)
+    }
+}
+
+/// Raises the calling thread's niceness by `nice` (Linux keeps a niceness per thread).
+/// Failure only means hashing competes with the proxy at equal priority, so it is logged,
+/// not fatal. The crate's one `unsafe` block: libc has no safe wrapper for setpriority.
+#[allow(unsafe_code)]
+fn lower_own_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    // SAFETY: setpriority/gettid take plain integers and touch no memory of ours.
+    let result =
+        unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice) };
+    if result != 0 {
+        tracing::warn!(
+            nice,
+            error = %std::io::Error::last_os_error(),
+            "cannot lower the priority of a password hashing thread"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The niceness of this process's threads named `name`, from /proc.
+    fn niceness_of_threads_named(name: &str) -> Vec<i64> {
+        let mut found = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim_end() != name {
+                continue;
+            }
+            let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+            // Fields after the parenthesised name: state is field 3, nice is field 19.
+            let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+            found.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_at_the_configured_niceness() {
+        let hasher = PasswordHasher::new(1, 0, 7, Arc::new(Metrics::new()));
+        let hash = hasher.hash("correct horse".into()).await.unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(hasher
+            .verify("correct horse".into(), Some(hash.clone()))
+            .await
+            .unwrap());
+        assert!(!hasher.verify("wrong".into(), Some(hash)).await.unwrap());
+        assert_eq!(niceness_of_threads_named("authgate-hash-0"), vec![7]);
     }
 }

@@ -134,6 +134,7 @@ pub struct LimitsFile {
     pub max_body_bytes: usize,
     pub hash_threads: usize,
     pub hash_queue: usize,
+    pub hash_nice: i32,
 }
 
 impl Default for LimitsFile {
@@ -142,6 +143,7 @@ impl Default for LimitsFile {
             max_body_bytes: 16 * 1024,
             hash_threads: 0,
             hash_queue: 64,
+            hash_nice: 10,
         }
     }
 }

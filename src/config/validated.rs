@@ -74,6 +74,8 @@ pub struct LimitsConfig {
     pub max_body_bytes: usize,
     pub hash_threads: usize,
     pub hash_queue: usize,
+    /// Niceness of the hashing threads, 0..=19.
+    pub hash_nice: i32,
 }
 
 /// `N` requests per `period`.
@@ -214,6 +216,12 @@ impl TryFrom<FileConfig> for Config {
                 "must be above zero",
             ));
         }
+        if !(0..=19).contains(&l.hash_nice) {
+            return Err(ConfigError::invalid(
+                "limits.hash_nice",
+                "must be between 0 (the gateway's own priority) and 19 (the lowest)",
+            ));
+        }
         let available = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
@@ -225,6 +233,7 @@ impl TryFrom<FileConfig> for Config {
                 l.hash_threads
             },
             hash_queue: l.hash_queue,
+            hash_nice: l.hash_nice,
         };
 
         let r = file.rate_limits;
