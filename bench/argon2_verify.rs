@@ -20,11 +20,12 @@
 //! scripts (times in milliseconds): `direct_median_ms=...`, `pool_median_ms=...`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use authgate::auth::password::PasswordHasher;
+use authgate::config::LimitsConfig;
 use authgate::metrics::Metrics;
 
 /// The allocator authgate's binary uses (each verify allocates its 19 MiB block).
@@ -84,7 +85,14 @@ fn main() {
         .build()
         .expect("a tokio runtime starts");
     // One hashing thread, as bench/logins configures the gateway.
-    let hasher = PasswordHasher::new(1, 0, 0, Arc::new(Metrics::new()));
+    let limits = LimitsConfig {
+        max_body_bytes: 16 * 1024,
+        hash_threads: 1,
+        hash_queue: 0,
+        hash_nice: 0,
+        hash_wait: Duration::from_secs(60),
+    };
+    let hasher = PasswordHasher::new(&limits, Arc::new(Metrics::new()));
     let hash = runtime
         .block_on(hasher.hash(PASSWORD.to_string()))
         .expect("authgate's hasher hashes a password");

@@ -90,12 +90,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         store: store.clone(),
         tokens: TokenService::new(&config.tokens, &secret),
         revocations: revocations.clone(),
-        hasher: PasswordHasher::new(
-            config.limits.hash_threads,
-            config.limits.hash_queue,
-            config.limits.hash_nice,
-            metrics.clone(),
-        ),
+        hasher: PasswordHasher::new(&config.limits, metrics.clone()),
         login_throttle: LoginThrottle::new(config.rate_limits.login_failures),
         verified: VerifiedCache::new(VERIFIED_TOKEN_CACHE_CAPACITY),
         metrics: metrics.clone(),

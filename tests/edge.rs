@@ -126,11 +126,22 @@ fn public_route_limit_is_per_ip_and_required_route_limit_is_per_user() {
     assert_eq!(up.count(), 5);
 }
 
+/// Shed at once when the queue is full (`hash_queue = 0`), or once a login has waited
+/// `hash_wait` for the one hashing thread.
 #[test]
 fn login_storm_is_shed_with_503_while_proxied_traffic_flows() {
+    for limits in [
+        "hash_threads = 1\nhash_queue = 0",
+        "hash_threads = 1\nhash_queue = 64\nhash_wait = \"10ms\"",
+    ] {
+        login_storm_is_shed(limits);
+    }
+}
+
+fn login_storm_is_shed(limits: &str) {
     let up = Upstream::start();
     let gw = GatewayBuilder::new(up.addr)
-        .section("limits", "hash_threads = 1\nhash_queue = 0")
+        .section("limits", limits)
         .route("/public", "public")
         .start();
     register(&gw, "storm");
@@ -154,7 +165,7 @@ fn login_storm_is_shed_with_503_while_proxied_traffic_flows() {
     let shed: Vec<_> = results.iter().filter(|(r, _)| r.status == 503).collect();
     assert!(
         !shed.is_empty(),
-        "no login was shed: {:?}",
+        "{limits}: no login was shed: {:?}",
         results.iter().map(|(r, _)| r.status).collect::<Vec<_>>()
     );
     assert!(results.iter().any(|(r, _)| r.status == 200));

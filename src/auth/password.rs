@@ -6,7 +6,7 @@
 //! requests come first and hashing gets what is left.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -15,6 +15,7 @@ use rayon::{ThreadPool, ThreadPoolBuilder};
 use tokio::sync::{oneshot, Semaphore};
 
 use super::error::AuthError;
+use crate::config::LimitsConfig;
 use crate::metrics::Metrics;
 
 fn argon2() -> Argon2<'static> {
@@ -30,6 +31,8 @@ pub struct PasswordHasher {
     running: Arc<Semaphore>,
     /// `threads` threads at the configured niceness.
     pool: ThreadPool,
+    /// The longest a hash may wait for a thread before the caller is told to retry.
+    max_wait: Duration,
     /// A real hash of a random password, verified against for unknown usernames so that
     /// they cost the same time as a wrong password.
     dummy_hash: String,
@@ -37,15 +40,17 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    /// A pool of `threads` threads at niceness `nice` (0: the process's own priority, up
-    /// to 19: the lowest), admitting `queue` more hashes waiting for one.
-    pub fn new(threads: usize, queue: usize, nice: i32, metrics: Arc<Metrics>) -> Self {
+    /// A pool of `hash_threads` threads at niceness `hash_nice` (0: the process's own
+    /// priority, up to 19: the lowest), admitting `hash_queue` more hashes waiting for one
+    /// for at most `hash_wait`.
+    pub fn new(limits: &LimitsConfig, metrics: Arc<Metrics>) -> Self {
+        let nice = limits.hash_nice;
         let salt = SaltString::generate(&mut OsRng);
         let dummy_hash = argon2()
             .hash_password(uuid::Uuid::new_v4().as_bytes(), &salt)
             .expect("hashing a random password succeeds")
             .to_string();
-        let threads = threads.max(1);
+        let threads = limits.hash_threads.max(1);
         let pool = ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("authgate-hash-{i}"))
@@ -54,15 +59,16 @@ impl PasswordHasher {
             .expect("starting the password hashing threads");
         Self {
             pool,
-            admitted: Arc::new(Semaphore::new(threads + queue)),
+            max_wait: limits.hash_wait,
+            admitted: Arc::new(Semaphore::new(threads + limits.hash_queue)),
             running: Arc::new(Semaphore::new(threads)),
             dummy_hash,
             metrics,
         }
     }
 
-    /// Runs `job` on the hashing pool once a hashing slot is free, or refuses at once with
-    /// [`AuthError::Busy`] when the queue is full.
+    /// Runs `job` on the hashing pool once a hashing slot is free, or refuses with
+    /// [`AuthError::Busy`]: at once when the queue is full, or after `max_wait` in it.
     async fn run<T: Send + 'static>(
         &self,
         job: impl FnOnce() -> T + Send + 'static,
@@ -73,9 +79,10 @@ impl PasswordHasher {
             .try_acquire_owned()
             .map_err(|_| AuthError::Busy)?;
         self.metrics.hash_queue_depth.inc();
-        let running = self.running.clone().acquire_owned().await;
+        let waited =
+            tokio::time::timeout(self.max_wait, self.running.clone().acquire_owned()).await;
         self.metrics.hash_queue_depth.dec();
-        let running = running.map_err(|_| AuthError::Busy)?;
+        let running = waited.ok().and_then(Result::ok).ok_or(AuthError::Busy)?;
         let histogram = self.metrics.password_hash_seconds.clone();
         let (done, result) = oneshot::channel();
         self.pool.spawn(move || {
@@ -165,7 +172,14 @@ mod tests {
 
     #[tokio::test]
     async fn hashing_threads_run_at_the_configured_niceness() {
-        let hasher = PasswordHasher::new(1, 0, 7, Arc::new(Metrics::new()));
+        let limits = LimitsConfig {
+            max_body_bytes: 1024,
+            hash_threads: 1,
+            hash_queue: 0,
+            hash_nice: 7,
+            hash_wait: Duration::from_secs(60),
+        };
+        let hasher = PasswordHasher::new(&limits, Arc::new(Metrics::new()));
         let hash = hasher.hash("correct horse".into()).await.unwrap();
         assert!(
             hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),

@@ -135,6 +135,7 @@ pub struct LimitsFile {
     pub hash_threads: usize,
     pub hash_queue: usize,
     pub hash_nice: i32,
+    pub hash_wait: String,
 }
 
 impl Default for LimitsFile {
@@ -144,6 +145,7 @@ impl Default for LimitsFile {
             hash_threads: 0,
             hash_queue: 64,
             hash_nice: 10,
+            hash_wait: "2s".into(),
         }
     }
 }

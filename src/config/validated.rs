@@ -76,6 +76,8 @@ pub struct LimitsConfig {
     pub hash_queue: usize,
     /// Niceness of the hashing threads, 0..=19.
     pub hash_nice: i32,
+    /// The longest a login or registration waits for a hashing thread before a 503.
+    pub hash_wait: Duration,
 }
 
 /// `N` requests per `period`.
@@ -234,6 +236,7 @@ impl TryFrom<FileConfig> for Config {
             },
             hash_queue: l.hash_queue,
             hash_nice: l.hash_nice,
+            hash_wait: duration("limits.hash_wait", &l.hash_wait)?,
         };
 
         let r = file.rate_limits;
