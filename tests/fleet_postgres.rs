@@ -200,8 +200,13 @@ fn two_hundred_simultaneous_registrations_of_one_name_across_the_fleet_make_one_
     };
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     // Every request is hashed (none sees the name taken before it starts), so the queue
-    // must hold them all: a 503 here would be the hash queue, not the database.
-    let (gws, _up) = fleet(&server, 3, "hash_threads = 2\nhash_queue = 256");
+    // must hold them all, for as long as they take: a 503 here would be the hash queue,
+    // not the database.
+    let (gws, _up) = fleet(
+        &server,
+        3,
+        "hash_threads = 2\nhash_queue = 256\nhash_wait = \"10m\"",
+    );
     let addrs: Vec<SocketAddr> = gws.iter().map(|g| g.addr).collect();
     let n = 200;
     let barrier = Arc::new(Barrier::new(n));
