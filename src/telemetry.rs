@@ -1,6 +1,7 @@
 //! Logging: a tracing subscriber writing text or JSON lines, with pingora's `log` records
 //! bridged in. The level comes from `RUST_LOG` when set, else from `[log] level`.
 
+use tracing_log::AsLog;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
 
@@ -26,9 +27,16 @@ fn filter(level: &str) -> EnvFilter {
 
 /// Installs the global subscriber; a second call (as in tests) changes nothing.
 pub fn init(config: &LogConfig) {
-    let _ = tracing_log::LogTracer::init();
+    let filter = filter(&config.level);
+    // `log` records above the most verbose level any directive allows (pingora's debug
+    // calls on every request, at the default level) stop at the `log` crate's own level
+    // check instead of reaching the subscriber to be filtered out there.
+    let most_verbose = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+    let _ = tracing_log::LogTracer::builder()
+        .with_max_level(most_verbose.as_log())
+        .init();
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&config.level))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match config.format {
         LogFormat::Json => builder

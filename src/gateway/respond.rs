@@ -2,27 +2,48 @@
 //! with the security headers, `Cache-Control: no-store` when a token is in the body.
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::{json, Value};
 
-/// The contract's security headers, plus `Referrer-Policy`.
-pub const SECURITY_HEADERS: [(&str, &str); 5] = [
-    ("Content-Security-Policy", "default-src 'self'"),
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "SAMEORIGIN"),
-    ("X-XSS-Protection", "0"),
-    ("Referrer-Policy", "no-referrer"),
+/// The contract's security headers, plus `Referrer-Policy`: the name already parsed (for
+/// the presence check), its spelling on the wire, and the value.
+pub const SECURITY_HEADERS: [(HeaderName, &str, &str); 5] = [
+    (
+        HeaderName::from_static("content-security-policy"),
+        "Content-Security-Policy",
+        "default-src 'self'",
+    ),
+    (
+        HeaderName::from_static("x-content-type-options"),
+        "X-Content-Type-Options",
+        "nosniff",
+    ),
+    (
+        HeaderName::from_static("x-frame-options"),
+        "X-Frame-Options",
+        "SAMEORIGIN",
+    ),
+    (
+        HeaderName::from_static("x-xss-protection"),
+        "X-XSS-Protection",
+        "0",
+    ),
+    (
+        HeaderName::from_static("referrer-policy"),
+        "Referrer-Policy",
+        "no-referrer",
+    ),
 ];
 
 /// Adds the security headers a response does not already set.
 pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
-    for (name, value) in SECURITY_HEADERS {
-        if !resp.headers.contains_key(name) {
-            // Static values: no validation or copy per response.
-            resp.insert_header(name, HeaderValue::from_static(value))?;
+    for (name, spelling, value) in SECURITY_HEADERS {
+        if !resp.headers.contains_key(&name) {
+            // Static spelling and value: no copy or validation per response.
+            resp.append_header(spelling, HeaderValue::from_static(value))?;
         }
     }
     Ok(())
