@@ -1,6 +1,8 @@
 //! Responses the gateway writes itself: always JSON (`{"msg": ...}` for errors), always
 //! with the security headers, `Cache-Control: no-store` when a token is in the body.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
@@ -8,42 +10,28 @@ use pingora::proxy::Session;
 use pingora::Result;
 use serde_json::{json, Value};
 
-/// The contract's security headers, plus `Referrer-Policy`: the name already parsed (for
-/// the presence check), its spelling on the wire, and the value.
-pub const SECURITY_HEADERS: [(HeaderName, &str, &str); 5] = [
-    (
-        HeaderName::from_static("content-security-policy"),
-        "Content-Security-Policy",
-        "default-src 'self'",
-    ),
-    (
-        HeaderName::from_static("x-content-type-options"),
-        "X-Content-Type-Options",
-        "nosniff",
-    ),
-    (
-        HeaderName::from_static("x-frame-options"),
-        "X-Frame-Options",
-        "SAMEORIGIN",
-    ),
-    (
-        HeaderName::from_static("x-xss-protection"),
-        "X-XSS-Protection",
-        "0",
-    ),
-    (
-        HeaderName::from_static("referrer-policy"),
-        "Referrer-Policy",
-        "no-referrer",
-    ),
+/// The contract's security headers, plus `Referrer-Policy`, as spelled on the wire.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("Content-Security-Policy", "default-src 'self'"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-XSS-Protection", "0"),
+    ("Referrer-Policy", "no-referrer"),
 ];
+
+/// The names of [`SECURITY_HEADERS`], parsed once, for the per-response presence check.
+static SECURITY_HEADER_NAMES: LazyLock<[HeaderName; 5]> = LazyLock::new(|| {
+    SECURITY_HEADERS.map(|(spelling, _)| {
+        HeaderName::from_bytes(spelling.as_bytes()).expect("valid header name")
+    })
+});
 
 /// Adds the security headers a response does not already set.
 pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
-    for (name, spelling, value) in SECURITY_HEADERS {
-        if !resp.headers.contains_key(&name) {
+    for ((spelling, value), name) in SECURITY_HEADERS.iter().zip(SECURITY_HEADER_NAMES.iter()) {
+        if !resp.headers.contains_key(name) {
             // Static spelling and value: no copy or validation per response.
-            resp.append_header(spelling, HeaderValue::from_static(value))?;
+            resp.append_header(*spelling, HeaderValue::from_static(value))?;
         }
     }
     Ok(())
