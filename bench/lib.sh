@@ -633,7 +633,14 @@ target_pid() {
         Dp|Dr) echo "${PID[authgate]}" ;;
     esac
 }
-target_needs_token() { case "$1" in B|Dr) return 0 ;; *) return 1 ;; esac; }
+# target_gets_token KEY: whether wrk sends KEY the Bearer token. By default every peer
+# gets the same request, token included, so that the ratios compare what each does
+# with the same bytes (nginx and bare pingora forward the header unchecked).
+# SAME_REQUEST=0 sends it only to the peers that check it (B and Dr).
+target_gets_token() {
+    [ "${SAME_REQUEST:-1}" = 1 ] && return 0
+    case "$1" in B|Dr) return 0 ;; *) return 1 ;; esac
+}
 
 # machine_busy: percentage of all CPUs busy over 2 s (before any server starts).
 machine_busy() {

@@ -157,3 +157,36 @@ fn readyz_follows_the_upstream() {
     }
     assert_eq!(send(gw.ops_addr, "GET", "/healthz", &[], None).status, 200);
 }
+
+#[test]
+fn requests_are_spread_over_an_upstreams_servers_and_skip_a_dead_one() {
+    let first = Upstream::start();
+    let second = Upstream::start();
+    let gw = GatewayBuilder::new(first.addr)
+        .upstream("pair", vec![first.addr, second.addr])
+        .route_with("prefix = \"/pair\"\nupstream = \"pair\"\nauth = \"public\"")
+        .start();
+    for _ in 0..10 {
+        assert_eq!(send(gw.addr, "GET", "/pair", &[], None).status, 200);
+    }
+    assert_eq!((first.count(), second.count()), (5, 5));
+
+    drop(first);
+    // The health check runs every 200 ms; once it has seen the server gone, every
+    // request goes to the live one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut in_a_row = 0;
+    while in_a_row < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "requests still reach the dead server"
+        );
+        let before = second.count();
+        let status = send(gw.addr, "GET", "/pair", &[], None).status;
+        in_a_row = if status == 200 && second.count() == before + 1 {
+            in_a_row + 1
+        } else {
+            0
+        };
+    }
+}

@@ -4,6 +4,7 @@
 //! frame a message go too: a backend that folds `_` into `-` must not frame a body
 //! differently from the gateway.
 
+use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION};
 use pingora::http::RequestHeader;
 use pingora::Result;
@@ -29,6 +30,11 @@ fn is_framing_alias(name: &str) -> bool {
 pub struct IdentityHeaders {
     user_id: HeaderName,
     username: HeaderName,
+    /// The names as configured (`X-User-Id`), the spelling sent upstream. Given as bytes,
+    /// pingora keeps them as they are; given a `HeaderName`, it copies the lower-cased
+    /// name on every request.
+    user_id_spelling: Bytes,
+    username_spelling: Bytes,
 }
 
 /// Header names compare equal ignoring case and `_` versus `-`, as several servers
@@ -54,6 +60,8 @@ impl IdentityHeaders {
                 .expect("validated header name"),
             username: HeaderName::from_bytes(config.username_header.as_bytes())
                 .expect("validated header name"),
+            user_id_spelling: Bytes::from(config.user_id_header.clone()),
+            username_spelling: Bytes::from(config.username_header.clone()),
         }
     }
 
@@ -107,9 +115,12 @@ impl IdentityHeaders {
 
     /// Sets the verified identity.
     pub fn inject(&self, req: &mut RequestHeader, token: &VerifiedToken) -> Result<()> {
-        req.insert_header(self.user_id.clone(), token.user_id.to_string())?;
+        req.insert_header(
+            self.user_id_spelling.clone(),
+            HeaderValue::from(token.user_id),
+        )?;
         // Usernames are validated to `[A-Za-z0-9_]`, always a valid header value.
-        req.insert_header(self.username.clone(), token.username.as_str())?;
+        req.insert_header(self.username_spelling.clone(), token.username.as_str())?;
         Ok(())
     }
 }
@@ -148,5 +159,25 @@ mod tests {
         names.sort_unstable();
         assert_eq!(names, vec!["connection", "x-other", "x_other_thing"]);
         assert_eq!(req.headers.get("connection").unwrap(), "keep-alive");
+    }
+
+    #[test]
+    fn inject_sends_the_verified_identity_in_the_configured_spelling() {
+        let token = VerifiedToken {
+            user_id: 42,
+            username: "alice".into(),
+            token_type: crate::auth::TokenType::Access,
+            jti: uuid::Uuid::new_v4(),
+            sid: uuid::Uuid::new_v4(),
+            iat: 0,
+            exp: 0,
+        };
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("x-user-id", "999").unwrap();
+        headers().inject(&mut req, &token).unwrap();
+        let mut wire = Vec::new();
+        req.header_to_h1_wire(&mut wire);
+        let wire = String::from_utf8(wire).unwrap();
+        assert_eq!(wire, "X-User-Id: 42\r\nX-User-Name: alice\r\n");
     }
 }

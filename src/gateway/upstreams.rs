@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pingora::lb::selection::RoundRobin;
-use pingora::lb::{health_check::TcpHealthCheck, LoadBalancer};
+use pingora::lb::{health_check::TcpHealthCheck, Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::upstreams::peer::HttpPeer;
 
@@ -15,13 +15,23 @@ use crate::config::{ServerConfig, UpstreamConfig};
 pub struct Upstream {
     pub name: String,
     pub balancer: Arc<LoadBalancer<RoundRobin>>,
+    /// Every server with its peer, built once: a request clones a peer instead of
+    /// building one, and a single-server upstream skips the balancer's iterator.
+    peers: Vec<(Backend, HttpPeer)>,
 }
 
-/// All upstreams, in config order, plus the timeouts every peer gets.
+/// All upstreams, in config order.
 pub struct Upstreams {
     pub pools: Vec<Upstream>,
-    connect_timeout: Duration,
-    read_timeout: Duration,
+}
+
+/// A plain-HTTP peer with keep-alive and the configured timeouts.
+fn http_peer(backend: &Backend, server: &ServerConfig) -> HttpPeer {
+    let mut peer = HttpPeer::new(backend.addr.clone(), false, String::new());
+    peer.options.connection_timeout = Some(server.upstream_connect_timeout);
+    peer.options.read_timeout = Some(server.upstream_read_timeout);
+    peer.options.idle_timeout = Some(Duration::from_secs(60));
+    peer
 }
 
 /// The health-check services that must be added to the server beside the proxy.
@@ -37,6 +47,12 @@ impl Upstreams {
         for u in configs {
             let mut lb =
                 LoadBalancer::<RoundRobin>::try_from_iter(u.servers.iter().map(|s| s.to_string()))?;
+            let peers = lb
+                .backends()
+                .get_backend()
+                .iter()
+                .map(|b| (b.clone(), http_peer(b, server)))
+                .collect();
             let mut hc = TcpHealthCheck::new();
             hc.peer_template.options.connection_timeout =
                 Some(server.upstream_connect_timeout.min(Duration::from_secs(2)));
@@ -46,27 +62,24 @@ impl Upstreams {
             pools.push(Upstream {
                 name: u.name.clone(),
                 balancer: service.task(),
+                peers,
             });
             checks.push(service);
         }
-        Ok((
-            Self {
-                pools,
-                connect_timeout: server.upstream_connect_timeout,
-                read_timeout: server.upstream_read_timeout,
-            },
-            checks,
-        ))
+        Ok((Self { pools }, checks))
     }
 
     /// A healthy server of upstream `index`, as a plain-HTTP peer with keep-alive.
     pub fn peer(&self, index: usize) -> Option<Box<HttpPeer>> {
-        let backend = self.pools[index].balancer.select(b"", 256)?;
-        let mut peer = HttpPeer::new(backend.addr, false, String::new());
-        peer.options.connection_timeout = Some(self.connect_timeout);
-        peer.options.read_timeout = Some(self.read_timeout);
-        peer.options.idle_timeout = Some(Duration::from_secs(60));
-        Some(Box::new(peer))
+        let pool = &self.pools[index];
+        let peer = match pool.peers.as_slice() {
+            [(backend, peer)] => pool.balancer.backends().ready(backend).then_some(peer)?,
+            peers => {
+                let backend = pool.balancer.select(b"", 256)?;
+                &peers.iter().find(|(b, _)| *b == backend)?.1
+            }
+        };
+        Some(Box::new(peer.clone()))
     }
 
     /// True when upstream `index` has at least one server passing its health check.
