@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    authgate::telemetry::init(&config.log);
+    let _log = authgate::telemetry::init(&config.log);
     let mut server = match authgate::build_server(&config) {
         Ok(s) => s,
         Err(e) => {
@@ -30,5 +30,6 @@ fn main() -> ExitCode {
     };
     server.add_service(protected_api::service("127.0.0.1:8000"));
     tracing::info!(listen = %config.server.listen, "authgate demo: gateway and example protected api running");
-    server.run_forever()
+    server.run(pingora::server::RunArgs::default());
+    ExitCode::SUCCESS
 }

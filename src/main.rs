@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use authgate::admin::UserCommand;
 use authgate::config::Config;
 use clap::{Parser, Subcommand};
+use pingora::server::RunArgs;
 
 /// mimalloc: the proxied path allocates small, short-lived buffers on every request, and
 /// mimalloc's per-thread free lists serve those cheaper than glibc's malloc (BENCHMARKS.md).
@@ -89,11 +90,14 @@ impl From<UsersAction> for UserCommand {
 }
 
 fn run_gateway(config: &Config) -> ExitCode {
-    authgate::telemetry::init(&config.log);
+    // Held until the server has shut down, so the last lines are written out.
+    let _log = authgate::telemetry::init(&config.log);
     match authgate::build_server(config) {
         Ok(server) => {
             tracing::info!(listen = %config.server.listen, "authgate starting");
-            server.run_forever()
+            server.run(RunArgs::default());
+            tracing::info!("authgate stopped");
+            ExitCode::SUCCESS
         }
         Err(e) => {
             tracing::error!(error = %e, "authgate cannot start");

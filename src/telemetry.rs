@@ -1,6 +1,10 @@
-//! Logging: a tracing subscriber writing text or JSON lines, with pingora's `log` records
-//! bridged in. The level comes from `RUST_LOG` when set, else from `[log] level`.
+//! Logging: a tracing subscriber writing text or JSON lines to stderr from a writer
+//! thread, with pingora's `log` records bridged in. The level comes from `RUST_LOG` when
+//! set, else from `[log] level`.
 
+use std::io::{BufWriter, IsTerminal};
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_log::AsLog;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::EnvFilter;
@@ -25,8 +29,19 @@ fn filter(level: &str) -> EnvFilter {
     filter
 }
 
+/// Keeps the log writer thread running; dropping it writes out the lines still queued.
+#[must_use = "dropping the guard stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<WorkerGuard>,
+}
+
 /// Installs the global subscriber; a second call (as in tests) changes nothing.
-pub fn init(config: &LogConfig) {
+///
+/// A request formats its line and queues it; the writer thread writes whatever has
+/// queued up with one `write(2)` and flushes whenever the queue runs empty, so a line
+/// costs the request no system call and reaches stderr within one batch. Nothing is
+/// dropped: when 128k lines are waiting, the logging thread waits too.
+pub fn init(config: &LogConfig) -> LogGuard {
     let filter = filter(&config.level);
     // `log` records above the most verbose level any directive allows (pingora's debug
     // calls on every request, at the default level) stop at the `log` crate's own level
@@ -35,15 +50,27 @@ pub fn init(config: &LogConfig) {
     let _ = tracing_log::LogTracer::builder()
         .with_max_level(most_verbose.as_log())
         .init();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("authgate-log")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
+    // Set directly: `try_init` would also try to install a `log` bridge, fail since
+    // there is one, and report the subscriber as not installed.
+    let installed = match config.format {
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .finish(),
+        ),
+        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
     };
+    LogGuard {
+        _writer: installed.is_ok().then_some(guard),
+    }
 }

@@ -62,8 +62,12 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
     assert_eq!(with_token(addr, "POST", "/refresh", &refresh).status, 200);
     assert_eq!(with_token(addr, "POST", "/logout", &access).status, 200);
     assert_eq!(with_token(addr, "GET", "/protected", &access).status, 401);
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    child.kill().unwrap();
+    // A graceful stop: every line queued for the log writer is written before exit.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
     let mut stderr = String::new();
     child
         .stderr
@@ -71,7 +75,7 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    child.wait().unwrap();
+    assert!(child.wait().unwrap().success());
 
     let events: Vec<Value> = stderr
         .lines()
@@ -89,6 +93,11 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
     ] {
         assert!(!stderr.contains(secret), "the logs contain {secret:?}");
     }
+    assert_eq!(
+        events.last().map(|e| e["message"].clone()),
+        Some(json!("authgate stopped")),
+        "the last line is written at shutdown"
+    );
     let access_events: Vec<&Value> = events.iter().filter(|e| e["target"] == "access").collect();
     assert_eq!(access_events.len(), 6, "one access event per request");
     let proxied = access_events

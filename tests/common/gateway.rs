@@ -172,7 +172,9 @@ impl GatewayBuilder {
         std::fs::write(&config_path, &toml).unwrap();
         let config = authgate::config::load(&config_path)
             .unwrap_or_else(|e| panic!("test config invalid: {e}\n{toml}"));
-        authgate::telemetry::init(&config.log);
+        // The first gateway of a test binary installs the subscriber; its writer thread
+        // lives as long as the binary.
+        std::mem::forget(authgate::telemetry::init(&config.log));
         let server = authgate::build_server(&config).expect("gateway builds");
         let stop = Arc::new(Notify::new());
         let watch = StopWatch(stop.clone());
