@@ -12,6 +12,9 @@ use uuid::Uuid;
 use super::tokens::VerifiedToken;
 use crate::store::{Revocation, Store, StoreError, UserCutoff};
 
+/// Rows read from the database per query when syncing.
+const SYNC_PAGE_ROWS: usize = 50_000;
+
 /// Revoked session and token ids with the time after which they no longer matter.
 pub struct RevocationCache {
     entries: DashMap<Uuid, i64>,
@@ -92,20 +95,37 @@ impl RevocationCache {
             .or_insert((cutoff.not_before, cutoff.expires_at));
     }
 
-    /// Reads every revocation newer than the cursor (all of them at start-up).
+    /// Reads every revocation newer than the cursor (all of them at start-up), a page at
+    /// a time, so that only one page of rows is held besides the cache itself.
     pub async fn sync(&self, store: &dyn Store, now: i64) -> Result<usize, StoreError> {
-        let batch = store
-            .revocations_after(self.cursor.load(Ordering::Acquire), now)
-            .await?;
-        for r in &batch.revocations {
-            self.insert(r);
+        self.sync_in_pages(store, now, SYNC_PAGE_ROWS).await
+    }
+
+    async fn sync_in_pages(
+        &self,
+        store: &dyn Store,
+        now: i64,
+        page: usize,
+    ) -> Result<usize, StoreError> {
+        let mut added = 0;
+        loop {
+            let batch = store
+                .revocations_after(self.cursor.load(Ordering::Acquire), now, page)
+                .await?;
+            for r in &batch.revocations {
+                self.insert(r);
+            }
+            for c in &batch.cutoffs {
+                self.insert_cutoff(c);
+            }
+            self.cursor.fetch_max(batch.cursor, Ordering::AcqRel);
+            added += batch.revocations.len() + batch.cutoffs.len();
+            if batch.rows < page {
+                break;
+            }
         }
-        for c in &batch.cutoffs {
-            self.insert_cutoff(c);
-        }
-        self.cursor.fetch_max(batch.cursor, Ordering::AcqRel);
         self.synced_at_ms.store(now_ms(), Ordering::Relaxed);
-        Ok(batch.revocations.len() + batch.cutoffs.len())
+        Ok(added)
     }
 
     /// Drops entries that expired before `now`: no token they cover can still verify.
@@ -158,5 +178,41 @@ pub async fn sync_loop(
                 tracing::warn!(error = %e, "cannot prune expired revocations");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{RevokedKind, SqliteStore};
+
+    #[tokio::test]
+    async fn sync_reads_every_page_including_pages_of_expired_rows_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("authgate.db")).unwrap();
+        let now = 1_000_000;
+        // Rows 1-3 unexpired, 4-9 expired (two whole pages of 3), 10-11 unexpired.
+        let expiries = [1, 1, 1, -1, -1, -1, -1, -1, -1, 1, 1].map(|d| now + d);
+        let mut ids = Vec::new();
+        for expires_at in expiries {
+            let id = Uuid::new_v4();
+            store
+                .revoke(Revocation {
+                    id,
+                    kind: RevokedKind::Token,
+                    user_id: 1,
+                    expires_at,
+                })
+                .await
+                .unwrap();
+            ids.push((id, expires_at >= now));
+        }
+        let cache = RevocationCache::new(Duration::from_secs(5));
+        assert_eq!(cache.sync_in_pages(&store, now, 3).await.unwrap(), 5);
+        for (id, live) in ids {
+            assert_eq!(cache.entries.contains_key(&id), live);
+        }
+        assert_eq!(cache.cursor.load(Ordering::Acquire), 11);
+        assert!(cache.is_current());
     }
 }

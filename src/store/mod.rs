@@ -110,6 +110,9 @@ pub struct RevocationBatch {
     pub cutoffs: Vec<UserCutoff>,
     /// The row id to continue from.
     pub cursor: i64,
+    /// Rows read, expired and unreadable ones included: fewer than asked for means the
+    /// end of the table.
+    pub rows: usize,
 }
 
 /// One row of the `revocations` table as both backends store it.
@@ -127,6 +130,7 @@ impl RevocationBatch {
     /// still matters at `now`.
     pub(crate) fn push_row(&mut self, row: RevocationRow<'_>, now: i64) {
         self.cursor = self.cursor.max(row.row_id);
+        self.rows += 1;
         if row.expires_at < now {
             return;
         }
@@ -209,9 +213,14 @@ pub trait Store: Send + Sync + 'static {
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
     /// Records a user's cutoff (logout everywhere); returns once it is durable.
     async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<(), StoreError>;
-    /// Unexpired revocations and cutoffs with a row id above `cursor`, oldest first.
-    async fn revocations_after(&self, cursor: i64, now: i64)
-        -> Result<RevocationBatch, StoreError>;
+    /// Unexpired revocations and cutoffs among the first `limit` rows with a row id above
+    /// `cursor`, oldest first.
+    async fn revocations_after(
+        &self,
+        cursor: i64,
+        now: i64,
+        limit: usize,
+    ) -> Result<RevocationBatch, StoreError>;
     /// Marks refresh token `jti` as spent. `None` when this is its first use, else when it
     /// was spent before (unix seconds). Atomic: of two concurrent calls one sees the other.
     async fn spend_refresh_token(

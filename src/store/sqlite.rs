@@ -176,13 +176,15 @@ impl Store for SqliteStore {
         &self,
         cursor: i64,
         now: i64,
+        limit: usize,
     ) -> Result<RevocationBatch, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_conn(move |conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, revoked_id, kind, user_id, expires_at, not_before FROM revocations
-                 WHERE id > ?1 ORDER BY id",
+                 WHERE id > ?1 ORDER BY id LIMIT ?2",
             )?;
-            let mut rows = stmt.query(params![cursor])?;
+            let mut rows = stmt.query(params![cursor, limit])?;
             let mut batch = RevocationBatch {
                 cursor,
                 ..RevocationBatch::default()

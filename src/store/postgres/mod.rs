@@ -220,20 +220,22 @@ impl Store for PostgresStore {
         &self,
         cursor: i64,
         now: i64,
+        limit: usize,
     ) -> Result<RevocationBatch, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with_client(move |client| {
             Box::pin(async move {
                 let stmt = client
                     .prepare_cached(
                         "SELECT id, revoked_id, kind, user_id, expires_at, not_before FROM revocations
-                         WHERE id > $1 ORDER BY id",
+                         WHERE id > $1 ORDER BY id LIMIT $2",
                     )
                     .await?;
                 let mut batch = RevocationBatch {
                     cursor,
                     ..RevocationBatch::default()
                 };
-                for row in client.query(&stmt, &[&cursor]).await? {
+                for row in client.query(&stmt, &[&cursor, &limit]).await? {
                     let revoked_id: &str = row.try_get(1)?;
                     let kind: &str = row.try_get(2)?;
                     batch.push_row(
