@@ -554,6 +554,16 @@ cpu_ticks() {
     printf '%s %s\n' "$ut" "$st"
 }
 
+# ctx_switches PID: "voluntary involuntary" context switches of every thread of PID
+# and of its live direct children (nginx's workers), from /proc/*/task/*/status.
+# Voluntary: a thread blocked (epoll_wait, a lock); involuntary: it was preempted.
+ctx_switches() {
+    local p files=()
+    for p in "$1" $(pgrep -P "$1"); do files+=(/proc/"$p"/task/*/status); done
+    awk '$1 == "voluntary_ctxt_switches:" { v += $2 } $1 == "nonvoluntary_ctxt_switches:" { n += $2 }
+         END { print v + 0, n + 0 }' "${files[@]}" 2>/dev/null
+}
+
 # machine_ticks: "busy steal" clock ticks of all CPUs (busy = user nice system irq softirq).
 machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $9 }' /proc/stat; }
 
