@@ -31,7 +31,7 @@ use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::{AuthService, TokenService};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
@@ -100,17 +100,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let upstreams = Arc::new(upstreams);
     let limits = Arc::new(RateLimits::new(&config.rate_limits, &config.routes));
 
-    let mut conf = ServerConf {
-        threads: config.server.threads,
-        // Default false: one single-threaded runtime per worker thread, so a connection
-        // stays on the thread that accepted it, with no cross-thread wake-ups on the proxied
-        // path (BENCHMARKS.md: about a fifth less CPU per request than work stealing).
-        work_stealing: config.server.work_stealing,
-        ..ServerConf::default()
-    };
-    conf.grace_period_seconds = Some(0);
-    conf.graceful_shutdown_timeout_seconds = Some(1);
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
 
     let gateway = Gateway::new(
@@ -166,4 +156,39 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     };
     server.add_service(background_service("maintenance", maintenance));
     Ok(server)
+}
+
+/// pingora's settings for the gateway's server.
+fn server_conf(server: &ServerConfig) -> ServerConf {
+    ServerConf {
+        threads: server.threads,
+        // Default false: one single-threaded runtime per worker thread, so a connection
+        // stays on the thread that accepted it, with no cross-thread wake-ups on the proxied
+        // path (BENCHMARKS.md: about a fifth less CPU per request than work stealing).
+        work_stealing: server.work_stealing,
+        // Fewer pooled connections than concurrent upstream requests means a new TCP
+        // connection for every request beyond the pool (BENCHMARKS.md: 1.8x the CPU).
+        upstream_keepalive_pool_size: server.upstream_keepalive_pool_size,
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_settings_reach_pingora() {
+        let text = "[server]\nthreads = 3\nupstream_keepalive_pool_size = 512\n\
+                    [[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n\
+                    [[routes]]\nprefix = \"/\"\nupstream = \"api\"\n";
+        let file = config::parse(std::path::Path::new("test.toml"), text).unwrap();
+        let config = Config::try_from(file).unwrap();
+        let conf = server_conf(&config.server);
+        assert_eq!(conf.threads, 3);
+        assert_eq!(conf.upstream_keepalive_pool_size, 512);
+        assert!(!conf.work_stealing);
+    }
 }

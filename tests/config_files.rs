@@ -65,6 +65,10 @@ fn bad_configs_name_the_key() {
         ("[tokens]\naccess_ttl = \"soon\"\n", "tokens.access_ttl"),
         ("[tokens]\nsecret = \"too-short\"\n", "tokens.secret"),
         ("[server]\nthreads = 0\n", "server.threads"),
+        (
+            "[server]\nupstream_keepalive_pool_size = 0\n",
+            "server.upstream_keepalive_pool_size",
+        ),
         ("[limits]\nhash_nice = 20\n", "limits.hash_nice"),
         ("[limits]\nhash_nice = -5\n", "limits.hash_nice"),
         ("[rate_limits]\nlogin = \"lots\"\n", "rate_limits.login"),

@@ -42,6 +42,7 @@ pub struct ServerFile {
     pub trusted_proxies: Vec<String>,
     pub upstream_connect_timeout: String,
     pub upstream_read_timeout: String,
+    pub upstream_keepalive_pool_size: usize,
     pub client_timeout: String,
 }
 
@@ -55,6 +56,7 @@ impl Default for ServerFile {
             trusted_proxies: Vec::new(),
             upstream_connect_timeout: "5s".into(),
             upstream_read_timeout: "30s".into(),
+            upstream_keepalive_pool_size: 128,
             client_timeout: "30s".into(),
         }
     }

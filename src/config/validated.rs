@@ -45,6 +45,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     pub upstream_connect_timeout: Duration,
     pub upstream_read_timeout: Duration,
+    /// Idle upstream connections kept for reuse, for the whole process.
+    pub upstream_keepalive_pool_size: usize,
     pub client_timeout: Duration,
 }
 
@@ -125,6 +127,12 @@ impl TryFrom<FileConfig> for Config {
         if s.threads == 0 {
             return Err(ConfigError::invalid("server.threads", "must be at least 1"));
         }
+        if s.upstream_keepalive_pool_size == 0 {
+            return Err(ConfigError::invalid(
+                "server.upstream_keepalive_pool_size",
+                "must be at least 1",
+            ));
+        }
         let trusted_proxies = s
             .trusted_proxies
             .iter()
@@ -157,6 +165,7 @@ impl TryFrom<FileConfig> for Config {
                 "server.upstream_read_timeout",
                 &s.upstream_read_timeout,
             )?,
+            upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
         };
 
