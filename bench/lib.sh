@@ -652,6 +652,15 @@ target_gets_token() {
     case "$1" in B|Dr) return 0 ;; *) return 1 ;; esac
 }
 
+# median_of [EMPTY [FORMAT]]: the median of the numbers on stdin, one a line (for an even
+# count the mean of the two middle ones, printed with FORMAT, "%.3f"); EMPTY ("-") when
+# there are none.
+median_of() {
+    sort -g | awk -v empty="${1:--}" -v fmt="${2:-%.3f}" '{ v[NR] = $1 }
+        END { if (NR == 0) { print empty; exit }
+              if (NR % 2) print v[(NR + 1) / 2]; else printf fmt "\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # machine_busy: percentage of all CPUs busy over 2 s (before any server starts).
 machine_busy() {
     local a b

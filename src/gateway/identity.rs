@@ -23,25 +23,25 @@ const FRAMING: [&str; 4] = [
 ];
 
 fn is_framing_alias(name: &str) -> bool {
-    name.contains('_') && FRAMING.iter().any(|f| same_header(name, f))
+    name.contains('_')
+        && FRAMING
+            .iter()
+            .any(|f| same_header(name.as_bytes(), f.as_bytes()))
 }
 
-/// The configured identity header names.
+/// The configured identity header names, as configured (`X-User-Id`): the spelling sent
+/// upstream. Given as bytes, pingora keeps a name as it is; given a `HeaderName`, it
+/// copies the lower-cased name on every request.
 pub struct IdentityHeaders {
-    user_id: HeaderName,
-    username: HeaderName,
-    /// The names as configured (`X-User-Id`), the spelling sent upstream. Given as bytes,
-    /// pingora keeps them as they are; given a `HeaderName`, it copies the lower-cased
-    /// name on every request.
-    user_id_spelling: Bytes,
-    username_spelling: Bytes,
+    user_id: Bytes,
+    username: Bytes,
 }
 
 /// Header names compare equal ignoring case and `_` versus `-`, as several servers
 /// (and CGI-style frameworks) treat them.
-fn same_header(a: &str, b: &str) -> bool {
+fn same_header(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len()
-        && a.bytes().zip(b.bytes()).all(|(x, y)| {
+        && a.iter().zip(b).all(|(&x, &y)| {
             let fold = |c: u8| {
                 if c == b'_' {
                     b'-'
@@ -54,27 +54,24 @@ fn same_header(a: &str, b: &str) -> bool {
 }
 
 impl IdentityHeaders {
+    /// `config`'s names were validated as header names (ASCII) when it was loaded.
     pub fn new(config: &IdentityConfig) -> Self {
         Self {
-            user_id: HeaderName::from_bytes(config.user_id_header.as_bytes())
-                .expect("validated header name"),
-            username: HeaderName::from_bytes(config.username_header.as_bytes())
-                .expect("validated header name"),
-            user_id_spelling: Bytes::from(config.user_id_header.clone()),
-            username_spelling: Bytes::from(config.username_header.clone()),
+            user_id: Bytes::from(config.user_id_header.clone()),
+            username: Bytes::from(config.username_header.clone()),
         }
     }
 
     pub fn user_id_name(&self) -> &str {
-        self.user_id.as_str()
+        std::str::from_utf8(&self.user_id).unwrap_or_default()
     }
 
     pub fn username_name(&self) -> &str {
-        self.username.as_str()
+        std::str::from_utf8(&self.username).unwrap_or_default()
     }
 
     fn is_identity(&self, name: &str) -> bool {
-        same_header(name, self.user_id.as_str()) || same_header(name, self.username.as_str())
+        same_header(name.as_bytes(), &self.user_id) || same_header(name.as_bytes(), &self.username)
     }
 
     /// Removes every client-supplied spelling of the identity headers, and the `_`
@@ -115,12 +112,9 @@ impl IdentityHeaders {
 
     /// Sets the verified identity.
     pub fn inject(&self, req: &mut RequestHeader, token: &VerifiedToken) -> Result<()> {
-        req.insert_header(
-            self.user_id_spelling.clone(),
-            HeaderValue::from(token.user_id),
-        )?;
+        req.insert_header(self.user_id.clone(), HeaderValue::from(token.user_id))?;
         // Usernames are validated to `[A-Za-z0-9_]`, always a valid header value.
-        req.insert_header(self.username_spelling.clone(), token.username.as_str())?;
+        req.insert_header(self.username.clone(), token.username.as_str())?;
         Ok(())
     }
 }
