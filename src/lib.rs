@@ -36,7 +36,8 @@ use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
-use crate::metrics::Metrics;
+use crate::auth::TokenError;
+use crate::metrics::{KnownLabels, Metrics};
 use crate::store::StoreError;
 
 /// Access tokens kept verified at most (about 30 MB at 400-byte tokens).
@@ -85,6 +86,13 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     tracing::info!(revocations = loaded, database = %backend, "revocation list loaded");
 
     let metrics = Arc::new(Metrics::new());
+    metrics.initialise_known_series(&KnownLabels {
+        auth_failure_reasons: &TokenError::REASONS,
+        login_results: &AuthService::LOGIN_RESULTS,
+        registration_results: &AuthService::REGISTRATION_RESULTS,
+        rate_limit_scopes: &RateLimits::SCOPES,
+        upstreams: config.upstreams.iter().map(|u| u.name.as_str()).collect(),
+    });
 
     let auth = Arc::new(AuthService {
         store: store.clone(),

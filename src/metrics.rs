@@ -144,6 +144,26 @@ impl Metrics {
         }
     }
 
+    /// Creates every series whose labels are known in advance, at 0, so a fresh gateway
+    /// exports them all ("avoid missing metrics"): a rate or an alert over a series works
+    /// before its first event. `scopes` are the rate limiters' scopes, `upstreams` the
+    /// configured upstream names.
+    pub fn initialise_known_series(&self, known: &KnownLabels) {
+        for (vec, values) in [
+            (&self.auth_failures_total, known.auth_failure_reasons),
+            (&self.logins_total, known.login_results),
+            (&self.registrations_total, known.registration_results),
+            (&self.rate_limited_total, known.rate_limit_scopes),
+        ] {
+            for value in values {
+                vec.with_label_values(&[value]);
+            }
+        }
+        for upstream in &known.upstreams {
+            self.upstream_errors_total.with_label_values(&[upstream]);
+        }
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
@@ -151,6 +171,15 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
     }
+}
+
+/// The label values known at start, for [`Metrics::initialise_known_series`].
+pub struct KnownLabels<'a> {
+    pub auth_failure_reasons: &'a [&'a str],
+    pub login_results: &'a [&'a str],
+    pub registration_results: &'a [&'a str],
+    pub rate_limit_scopes: &'a [&'a str],
+    pub upstreams: Vec<&'a str>,
 }
 
 /// One route's request metrics with every label resolved, so recording a request formats

@@ -291,6 +291,39 @@ fn scrape(gw: &TestGateway) -> HashMap<String, f64> {
         .collect()
 }
 
+/// Prometheus practice ("avoid missing metrics"): a fresh gateway exports every series
+/// whose labels are known in advance, at 0, before anything happened.
+#[test]
+fn a_fresh_gateway_exports_every_known_series_at_zero() {
+    let (gw, _up) = standard();
+    let m = scrape(&gw);
+    let expected = [
+        "authgate_auth_failures_total{reason=\"missing\"}",
+        "authgate_auth_failures_total{reason=\"malformed\"}",
+        "authgate_auth_failures_total{reason=\"signature\"}",
+        "authgate_auth_failures_total{reason=\"expired\"}",
+        "authgate_auth_failures_total{reason=\"revoked\"}",
+        "authgate_auth_failures_total{reason=\"wrong_type\"}",
+        "authgate_logins_total{result=\"success\"}",
+        "authgate_logins_total{result=\"invalid_credentials\"}",
+        "authgate_logins_total{result=\"throttled\"}",
+        "authgate_registrations_total{result=\"success\"}",
+        "authgate_registrations_total{result=\"conflict\"}",
+        "authgate_rate_limited_total{scope=\"public\"}",
+        "authgate_rate_limited_total{scope=\"login\"}",
+        "authgate_requests_total{route=\"/protected\",status_class=\"5xx\"}",
+    ];
+    for key in expected {
+        assert_eq!(m.get(key), Some(&0.0), "{key} missing or not 0");
+    }
+    let upstream_errors: Vec<_> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("authgate_upstream_errors_total{"))
+        .collect();
+    assert_eq!(upstream_errors.len(), 1, "{upstream_errors:?}");
+    assert_eq!(*upstream_errors[0].1, 0.0);
+}
+
 #[test]
 fn metrics_count_what_happened_with_bounded_labels() {
     let (gw, _up) = standard();

@@ -242,8 +242,31 @@ fn wrong_method_and_wrong_content_type() {
         &[("Content-Type", "text/plain")],
         Some("{}"),
     );
-    assert_eq!(resp.status, 415);
-    assert!(resp.msg().starts_with("Unsupported Media Type"));
+    assert_eq!(resp.status, 400);
+    assert_eq!(resp.msg(), "Missing JSON in request");
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+}
+
+/// A client of the original service that posts a form gets the contract's 400, at both
+/// endpoints that take a body, and no account is made.
+#[test]
+fn a_form_encoded_body_gets_missing_json() {
+    let (gw, _up) = standard();
+    for path in ["/register", "/login"] {
+        let resp = send(
+            gw.addr,
+            "POST",
+            path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            Some("username=formuser&email=f%40example.com&password=Password123"),
+        );
+        assert_eq!(resp.status, 400, "{path}");
+        assert_eq!(resp.msg(), "Missing JSON in request", "{path}");
+    }
+    let users = gw
+        .db()
+        .query_i64("SELECT COUNT(*) FROM users WHERE username = 'formuser'");
+    assert_eq!(users, 0);
 }
 
 #[test]

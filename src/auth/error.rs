@@ -34,8 +34,6 @@ pub enum AuthError {
     UserNotFound,
     #[error("Request body too large")]
     BodyTooLarge,
-    #[error("Unsupported Media Type: expected Content-Type: application/json")]
-    UnsupportedMediaType,
     #[error("Rate limit exceeded. Try again later.")]
     TooManyFailures { retry_after_secs: u64 },
     #[error("Server busy, try again later")]
@@ -66,6 +64,17 @@ pub enum TokenError {
 }
 
 impl TokenError {
+    /// Every value [`TokenError::reason`] gives, so metrics can export each one from the
+    /// start.
+    pub const REASONS: [&'static str; 6] = [
+        "missing",
+        "malformed",
+        "signature",
+        "expired",
+        "revoked",
+        "wrong_type",
+    ];
+
     /// A bounded label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -90,9 +99,30 @@ impl AuthError {
             InvalidCredentials | Deactivated | Token(_) => StatusCode::UNAUTHORIZED,
             UserNotFound => StatusCode::NOT_FOUND,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TokenError;
+
+    #[test]
+    fn every_reason_is_listed_for_the_metrics() {
+        let errors = [
+            TokenError::MissingHeader,
+            TokenError::NotBearer,
+            TokenError::Invalid("Not enough segments"),
+            TokenError::Invalid("Signature verification failed"),
+            TokenError::Expired,
+            TokenError::Revoked,
+            TokenError::RefreshNotAllowed,
+            TokenError::RefreshRequired,
+        ];
+        for e in errors {
+            assert!(TokenError::REASONS.contains(&e.reason()), "{}", e.reason());
         }
     }
 }

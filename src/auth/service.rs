@@ -130,6 +130,20 @@ impl AuthService {
         }
     }
 
+    /// Every `result` label of `authgate_registrations_total`.
+    pub const REGISTRATION_RESULTS: [&'static str; 4] =
+        ["success", "conflict", "unavailable", "invalid"];
+
+    /// Every `result` label of `authgate_logins_total`.
+    pub const LOGIN_RESULTS: [&'static str; 6] = [
+        "success",
+        "invalid_credentials",
+        "deactivated",
+        "throttled",
+        "unavailable",
+        "bad_request",
+    ];
+
     /// `POST /register`.
     pub async fn register(&self, body: &[u8]) -> Result<Reply, AuthError> {
         let result = self.register_inner(body).await;

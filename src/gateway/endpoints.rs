@@ -105,7 +105,9 @@ async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, Json
     }
 }
 
-/// JSON bodies only; a missing Content-Type is given the benefit of the doubt.
+/// JSON bodies only; a missing Content-Type is given the benefit of the doubt. Any other
+/// type gets the contract's 400 `Missing JSON in request`, as the original service answered
+/// (its `request.get_json()` saw no JSON), so a client checking for 400 keeps working.
 fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
     let Some(value) = session.req_header().headers.get(CONTENT_TYPE) else {
         return Ok(());
@@ -121,7 +123,7 @@ fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
     if mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json")) {
         Ok(())
     } else {
-        Err(auth_error(&AuthError::UnsupportedMediaType))
+        Err(auth_error(&AuthError::MissingJson))
     }
 }
 
