@@ -63,6 +63,10 @@ fn assert_unavailable(resp: &Resp, what: &str) {
 }
 
 #[test]
+#[cfg_attr(
+    not(authgate_test_postgres),
+    ignore = "needs PostgreSQL: set AUTHGATE_TEST_POSTGRES (`bash .ci/postgres start DIR` prints one)"
+)]
 fn a_lost_database_keeps_valid_tokens_flowing_refuses_writes_and_loses_nothing() {
     let Some(server) = require_postgres("fault_postgres") else {
         return;

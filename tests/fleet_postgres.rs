@@ -82,6 +82,10 @@ fn summary(label: &str, mut samples: Vec<Duration>) -> Duration {
 }
 
 #[test]
+#[cfg_attr(
+    not(authgate_test_postgres),
+    ignore = "needs PostgreSQL: set AUTHGATE_TEST_POSTGRES (`bash .ci/postgres start DIR` prints one)"
+)]
 fn a_logout_on_one_node_is_honoured_by_every_node_at_once() {
     let Some(server) = require_postgres("fleet_postgres") else {
         return;
@@ -194,6 +198,10 @@ fn post_patiently(addr: SocketAddr, path: &str, body: &str) -> Resp {
 }
 
 #[test]
+#[cfg_attr(
+    not(authgate_test_postgres),
+    ignore = "needs PostgreSQL: set AUTHGATE_TEST_POSTGRES (`bash .ci/postgres start DIR` prints one)"
+)]
 fn two_hundred_simultaneous_registrations_of_one_name_across_the_fleet_make_one_account() {
     let Some(server) = require_postgres("fleet_postgres") else {
         return;

@@ -32,6 +32,10 @@ fn migrate(from: &str, to: &str) -> (bool, String, String) {
 }
 
 #[test]
+#[cfg_attr(
+    not(authgate_test_postgres),
+    ignore = "needs PostgreSQL: set AUTHGATE_TEST_POSTGRES (`bash .ci/postgres start DIR` prints one)"
+)]
 fn an_sqlite_database_moves_to_postgres_with_ids_revocations_and_spent_tokens() {
     let Some(server) = require_postgres("migrate_postgres") else {
         return;

@@ -150,13 +150,11 @@ fn a_second_gateway_on_the_same_database_learns_the_revocation() {
 }
 
 #[test]
+#[cfg_attr(
+    authgate_test_on_postgres,
+    ignore = "a secret is generated beside an SQLite file only; PostgreSQL requires one configured"
+)]
 fn a_generated_secret_is_private_and_survives_a_restart() {
-    if skip_on_postgres(
-        "a_generated_secret_is_private_and_survives_a_restart",
-        "a secret is generated beside an SQLite file only; PostgreSQL requires one configured",
-    ) {
-        return;
-    }
     let up = Upstream::start();
     let builder = GatewayBuilder::new(up.addr)
         .section("tokens", "secret = \"\"")

@@ -40,15 +40,6 @@ pub fn harness_on_postgres() -> bool {
     std::env::var(BACKEND_ENV).is_ok_and(|b| b == "postgres")
 }
 
-/// For tests that are about SQLite itself: true (after saying so) when they do not apply.
-pub fn skip_on_postgres(test: &str, why: &str) -> bool {
-    if harness_on_postgres() {
-        eprintln!("skipping {test} on PostgreSQL: {why}");
-        return true;
-    }
-    false
-}
-
 /// `url` with its database name replaced by `name`.
 pub fn with_database_name(url: &str, name: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);

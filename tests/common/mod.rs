@@ -9,7 +9,7 @@ pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
 
-pub use db::{skip_on_postgres, TestDatabase};
+pub use db::TestDatabase;
 pub use gateway::{GatewayBuilder, TestGateway, SECRET};
 pub use http::{post_json, raw, send, with_token, Resp};
 pub use upstream::{Behavior, Recorded, Upstream};
