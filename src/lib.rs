@@ -30,13 +30,13 @@ use crate::auth::login_throttle::LoginThrottle;
 use crate::auth::password::PasswordHasher;
 use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::verified_cache::VerifiedCache;
+use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
 use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
-use crate::auth::TokenError;
 use crate::metrics::{KnownLabels, Metrics};
 use crate::store::StoreError;
 

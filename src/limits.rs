@@ -84,7 +84,8 @@ pub enum RouteLimit {
 impl RateLimits {
     /// Every `scope` label of `authgate_rate_limited_total`: the per-route limits' two
     /// scopes, then the auth endpoints that have a limit of their own.
-    pub const SCOPES: [&'static str; 5] = ["authenticated", "public", "register", "login", "refresh"];
+    pub const SCOPES: [&'static str; 5] =
+        ["authenticated", "public", "register", "login", "refresh"];
 
     pub fn new(config: &RateLimitsConfig, routes: &[RouteConfig]) -> Self {
         Self {

@@ -44,7 +44,11 @@ impl DatabaseBackend {
 impl fmt::Display for DatabaseBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DatabaseBackend::Sqlite(path) => write!(f, "SQLite file {}", path.display()),
+            // Relative paths are resolved against the working directory: say which file.
+            DatabaseBackend::Sqlite(path) => {
+                let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                write!(f, "SQLite file {}", absolute.display())
+            }
             DatabaseBackend::Postgres(pg) => write!(f, "PostgreSQL {}", redact_url(&pg.url)),
         }
     }

@@ -8,6 +8,7 @@ mod context;
 pub mod cors;
 pub mod endpoints;
 pub mod header_deadline;
+pub mod health_check;
 pub mod identity;
 pub mod path;
 pub mod respond;

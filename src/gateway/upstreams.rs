@@ -9,6 +9,7 @@ use pingora::lb::{health_check::TcpHealthCheck, Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::upstreams::peer::HttpPeer;
 
+use super::health_check::UpstreamHealthCheck;
 use crate::config::{ServerConfig, UpstreamConfig};
 
 /// One named upstream.
@@ -56,7 +57,7 @@ impl Upstreams {
             let mut hc = TcpHealthCheck::new();
             hc.peer_template.options.connection_timeout =
                 Some(server.upstream_connect_timeout.min(Duration::from_secs(2)));
-            lb.set_health_check(hc);
+            lb.set_health_check(Box::new(UpstreamHealthCheck::new(&u.name, hc)));
             lb.health_check_frequency = Some(u.health_check_interval);
             let service = background_service(&format!("health check {}", u.name), lb);
             pools.push(Upstream {
