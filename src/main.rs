@@ -53,6 +53,13 @@ enum Command {
     /// Copy an SQLite database into an empty PostgreSQL one: accounts (with their ids,
     /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens.
     /// Needs no config file.
+    /// Copy the configured SQLite database to a new file at PATH while gateways keep
+    /// running on it (SQLite's online backup). Restore by pointing a gateway's
+    /// `[database] url` at the copy, with the same token secret.
+    Backup {
+        /// Where the copy goes; an existing file is never overwritten.
+        path: PathBuf,
+    },
     Migrate {
         /// The SQLite database: sqlite:///path.db, sqlite:////abs/path.db or a path.
         #[arg(long)]
@@ -152,6 +159,24 @@ fn run_migrate(from: &str, to: &str) -> anyhow::Result<String> {
     ))
 }
 
+fn run_backup(config: &Config, destination: &std::path::Path) -> anyhow::Result<String> {
+    use authgate::config::DatabaseBackend;
+    let DatabaseBackend::Sqlite(source) = &config.database.backend else {
+        anyhow::bail!(
+            "backup copies an SQLite database; for PostgreSQL use pg_dump ({})",
+            config.database.backend
+        );
+    };
+    let report = authgate::store::sqlite_backup::backup(source, destination)?;
+    Ok(format!(
+        "backed up {} ({} accounts, {} pages) to {}",
+        config.database.backend,
+        report.users,
+        report.pages,
+        std::path::absolute(destination)?.display()
+    ))
+}
+
 fn load_config(path: &std::path::Path) -> Option<Config> {
     match authgate::config::load(path) {
         Ok(c) => Some(c),
@@ -197,6 +222,7 @@ fn main() -> ExitCode {
         }
         Command::Run => run_gateway(&config),
         Command::Users { json, action } => print_outcome(run_users(&config, action.into(), json)),
+        Command::Backup { path } => print_outcome(run_backup(&config, &path)),
         Command::Migrate { .. } => ExitCode::FAILURE,
     }
 }

@@ -5,6 +5,7 @@
 mod postgres;
 mod schema;
 mod sqlite;
+pub mod sqlite_backup;
 pub mod transfer;
 
 use std::sync::Arc;
