@@ -3,8 +3,8 @@
 //! route at start-up so a request formats no label strings.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// Every metric the gateway exports, registered in one private registry.
@@ -23,6 +23,19 @@ pub struct Metrics {
     pub rate_limited_total: IntCounterVec,
     pub password_hash_seconds: Histogram,
     pub hash_queue_depth: IntGauge,
+    /// How many hashes may wait for a thread (`[limits] hash_queue`), for saturation alerts.
+    pub hash_queue_capacity: IntGauge,
+    /// Logins and registrations shed with 503 because hashing was saturated.
+    pub hash_rejected_total: IntCounterVec,
+    /// Seconds since the revocation cache last read the database (set at each scrape).
+    pub revocation_sync_age_seconds: prometheus::Gauge,
+    /// `[database] max_staleness`: past it required routes fail closed.
+    pub revocation_max_staleness_seconds: prometheus::Gauge,
+    /// Servers of each upstream, and how many pass their health check (set at each scrape).
+    pub upstream_servers: IntGaugeVec,
+    pub upstream_healthy_servers: IntGaugeVec,
+    /// Always 1, labelled with the version: `up` says the process answers, this says which.
+    pub build_info: IntGaugeVec,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -39,6 +52,12 @@ impl Metrics {
             register(
                 &r,
                 IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric"),
+            )
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            register(
+                &r,
+                IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric"),
             )
         };
         Self {
@@ -140,6 +159,50 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            hash_queue_capacity: register(
+                &r,
+                IntGauge::new(
+                    "authgate_hash_queue_capacity",
+                    "Password hashes that may wait for a thread ([limits] hash_queue).",
+                )
+                .expect("valid"),
+            ),
+            hash_rejected_total: counter_vec(
+                "authgate_hash_rejected_total",
+                "Logins and registrations answered 503 because password hashing was saturated, by reason (queue_full, wait).",
+                &["reason"],
+            ),
+            revocation_sync_age_seconds: register(
+                &r,
+                prometheus::Gauge::new(
+                    "authgate_revocation_sync_age_seconds",
+                    "Seconds since the revocation cache last read the database.",
+                )
+                .expect("valid"),
+            ),
+            revocation_max_staleness_seconds: register(
+                &r,
+                prometheus::Gauge::new(
+                    "authgate_revocation_max_staleness_seconds",
+                    "Revocation state older than this fails required routes closed ([database] max_staleness).",
+                )
+                .expect("valid"),
+            ),
+            upstream_servers: gauge_vec(
+                "authgate_upstream_servers",
+                "Configured servers of each upstream.",
+                &["upstream"],
+            ),
+            upstream_healthy_servers: gauge_vec(
+                "authgate_upstream_healthy_servers",
+                "Servers of each upstream passing their health check.",
+                &["upstream"],
+            ),
+            build_info: gauge_vec(
+                "authgate_build_info",
+                "Always 1; the running version in its label.",
+                &["version"],
+            ),
             registry: r,
         }
     }
@@ -162,6 +225,12 @@ impl Metrics {
         for upstream in &known.upstreams {
             self.upstream_errors_total.with_label_values(&[upstream]);
         }
+        for reason in HASH_REJECTED_REASONS {
+            self.hash_rejected_total.with_label_values(&[reason]);
+        }
+        self.build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
     }
 
     /// The text exposition format.
@@ -172,6 +241,9 @@ impl Metrics {
         out
     }
 }
+
+/// Why a hash was refused: no room in the queue, or no thread within `hash_wait`.
+pub const HASH_REJECTED_REASONS: [&str; 2] = ["queue_full", "wait"];
 
 /// The label values known at start, for [`Metrics::initialise_known_series`].
 pub struct KnownLabels<'a> {

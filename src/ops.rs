@@ -60,6 +60,28 @@ impl OpsService {
     }
 }
 
+impl OpsService {
+    /// Sets the gauges that describe state rather than count events.
+    fn refresh_scrape_time_gauges(&self) {
+        let m = &self.metrics;
+        m.revocation_cache_entries
+            .set(self.revocations.len() as i64);
+        m.revocation_sync_age_seconds
+            .set(self.revocations.sync_age_ms() as f64 / 1000.0);
+        m.revocation_max_staleness_seconds
+            .set(self.revocations.max_staleness_ms() as f64 / 1000.0);
+        for (index, pool) in self.upstreams.pools.iter().enumerate() {
+            let (servers, healthy) = self.upstreams.server_counts(index);
+            m.upstream_servers
+                .with_label_values(&[&pool.name])
+                .set(servers as i64);
+            m.upstream_healthy_servers
+                .with_label_values(&[&pool.name])
+                .set(healthy as i64);
+        }
+    }
+}
+
 #[async_trait]
 impl ServeHttp for OpsService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
@@ -72,9 +94,7 @@ impl ServeHttp for OpsService {
         }
         match req.uri.path() {
             "/metrics" => {
-                self.metrics
-                    .revocation_cache_entries
-                    .set(self.revocations.len() as i64);
+                self.refresh_scrape_time_gauges();
                 respond(
                     StatusCode::OK,
                     "text/plain; version=0.0.4",

@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::HashMap;
 
+use common::gateway::free_addr;
 use common::*;
 use serde_json::json;
 
@@ -312,6 +313,8 @@ fn a_fresh_gateway_exports_every_known_series_at_zero() {
         "authgate_rate_limited_total{scope=\"public\"}",
         "authgate_rate_limited_total{scope=\"login\"}",
         "authgate_requests_total{route=\"/protected\",status_class=\"5xx\"}",
+        "authgate_hash_rejected_total{reason=\"queue_full\"}",
+        "authgate_hash_rejected_total{reason=\"wait\"}",
     ];
     for key in expected {
         assert_eq!(m.get(key), Some(&0.0), "{key} missing or not 0");
@@ -322,6 +325,40 @@ fn a_fresh_gateway_exports_every_known_series_at_zero() {
         .collect();
     assert_eq!(upstream_errors.len(), 1, "{upstream_errors:?}");
     assert_eq!(*upstream_errors[0].1, 0.0);
+    let version = format!(
+        "authgate_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(m.get(&version), Some(&1.0), "{version}");
+}
+
+/// The state gauges an operator alerts on: how old the revocation state is against its
+/// limit, and how many servers of each upstream pass their health check.
+#[test]
+fn state_gauges_describe_revocation_age_and_upstream_health() {
+    let (gw, _up) = standard();
+    let m = scrape(&gw);
+    let age = m["authgate_revocation_sync_age_seconds"];
+    assert!((0.0..5.0).contains(&age), "age {age}");
+    assert!(m["authgate_revocation_max_staleness_seconds"] > 0.0);
+    assert_eq!(m["authgate_upstream_servers{upstream=\"backend\"}"], 1.0);
+    assert!(m["authgate_hash_queue_capacity"] >= 1.0);
+
+    let dead = free_addr();
+    let down = GatewayBuilder::new(dead)
+        .route("/protected", "required")
+        .start();
+    let healthy_key = "authgate_upstream_healthy_servers{upstream=\"backend\"}";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let m = scrape(&down);
+        if m.get(healthy_key) == Some(&0.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{m:?}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(scrape(&gw)[healthy_key], 1.0);
 }
 
 #[test]

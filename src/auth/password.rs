@@ -57,6 +57,7 @@ impl PasswordHasher {
             .start_handler(move |_| lower_own_priority(nice))
             .build()
             .expect("starting the password hashing threads");
+        metrics.hash_queue_capacity.set(limits.hash_queue as i64);
         Self {
             pool,
             max_wait: limits.hash_wait,
@@ -73,16 +74,26 @@ impl PasswordHasher {
         &self,
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AuthError> {
+        let rejected = |reason: &str| {
+            self.metrics
+                .hash_rejected_total
+                .with_label_values(&[reason])
+                .inc();
+            AuthError::Busy
+        };
         let admitted = self
             .admitted
             .clone()
             .try_acquire_owned()
-            .map_err(|_| AuthError::Busy)?;
+            .map_err(|_| rejected("queue_full"))?;
         self.metrics.hash_queue_depth.inc();
         let waited =
             tokio::time::timeout(self.max_wait, self.running.clone().acquire_owned()).await;
         self.metrics.hash_queue_depth.dec();
-        let running = waited.ok().and_then(Result::ok).ok_or(AuthError::Busy)?;
+        let running = waited
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| rejected("wait"))?;
         let histogram = self.metrics.password_hash_seconds.clone();
         let (done, result) = oneshot::channel();
         self.pool.spawn(move || {

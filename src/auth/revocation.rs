@@ -61,6 +61,16 @@ impl RevocationCache {
         now_ms() - self.synced_at_ms.load(Ordering::Relaxed) <= self.max_staleness_ms
     }
 
+    /// Milliseconds since the last successful read of the database.
+    pub fn sync_age_ms(&self) -> i64 {
+        now_ms() - self.synced_at_ms.load(Ordering::Relaxed)
+    }
+
+    /// `[database] max_staleness`, in milliseconds.
+    pub fn max_staleness_ms(&self) -> i64 {
+        self.max_staleness_ms
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len() + self.cutoffs.len()
     }

@@ -83,6 +83,14 @@ impl Upstreams {
         Some(Box::new(peer.clone()))
     }
 
+    /// Servers of upstream `index`, and how many of them pass their health check.
+    pub fn server_counts(&self, index: usize) -> (usize, usize) {
+        let lb = &self.pools[index].balancer;
+        let backends = lb.backends().get_backend();
+        let healthy = backends.iter().filter(|b| lb.backends().ready(b)).count();
+        (backends.len(), healthy)
+    }
+
     /// True when upstream `index` has at least one server passing its health check.
     pub fn has_healthy(&self, index: usize) -> bool {
         let lb = &self.pools[index].balancer;
