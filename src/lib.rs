@@ -15,6 +15,7 @@ pub mod limits;
 mod maintenance;
 pub mod metrics;
 pub mod ops;
+pub mod openapi;
 pub mod secret;
 pub mod store;
 pub mod telemetry;

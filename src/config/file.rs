@@ -44,6 +44,7 @@ pub struct ServerFile {
     pub upstream_read_timeout: String,
     pub upstream_keepalive_pool_size: usize,
     pub client_timeout: String,
+    pub openapi: bool,
 }
 
 impl Default for ServerFile {
@@ -58,6 +59,7 @@ impl Default for ServerFile {
             upstream_read_timeout: "30s".into(),
             upstream_keepalive_pool_size: 128,
             client_timeout: "30s".into(),
+            openapi: false,
         }
     }
 }

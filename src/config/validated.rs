@@ -48,6 +48,8 @@ pub struct ServerConfig {
     /// Idle upstream connections kept for reuse, for the whole process.
     pub upstream_keepalive_pool_size: usize,
     pub client_timeout: Duration,
+    /// Serve the OpenAPI document at `GET /openapi.json`.
+    pub openapi: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +169,7 @@ impl TryFrom<FileConfig> for Config {
             )?,
             upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
+            openapi: s.openapi,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;

@@ -144,7 +144,7 @@ async fn handle(
             Endpoint::Register => Some(&gw.limits.register),
             Endpoint::Login => Some(&gw.limits.login),
             Endpoint::Refresh => Some(&gw.limits.refresh),
-            Endpoint::Logout | Endpoint::LogoutAll | Endpoint::Verify => None,
+            Endpoint::Logout | Endpoint::LogoutAll | Endpoint::Verify | Endpoint::OpenApi => None,
         };
         if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
             gw.metrics
@@ -171,7 +171,9 @@ async fn handle(
             auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
                 .await
         }
-        Endpoint::Verify => unreachable!("answered before the body is read"),
+        Endpoint::Verify | Endpoint::OpenApi => {
+            unreachable!("answered before the body is read")
+        }
         Endpoint::Logout => {
             auth.logout(authorization.iter().map(|v| v.as_bytes()))
                 .await
@@ -214,6 +216,19 @@ fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
     }
 }
 
+/// The OpenAPI document, to GET and HEAD.
+fn openapi(gw: &Gateway, session: &Session) -> JsonResponse {
+    let method = &session.req_header().method;
+    match &gw.openapi {
+        Some(doc) if method == Method::GET || method == Method::HEAD => {
+            JsonResponse::new(StatusCode::OK, doc.clone())
+        }
+        Some(_) => JsonResponse::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed")
+            .header("Allow", "GET, HEAD"),
+        None => JsonResponse::error(StatusCode::NOT_FOUND, "Resource not found"),
+    }
+}
+
 /// Answers one request to a built-in endpoint.
 /// `client_ip` is the one the request phase resolved.
 pub async fn serve(
@@ -224,6 +239,9 @@ pub async fn serve(
 ) -> JsonResponse {
     if endpoint == Endpoint::Verify {
         return verify(gw, session);
+    }
+    if endpoint == Endpoint::OpenApi {
+        return openapi(gw, session);
     }
     handle(gw, session, endpoint, client_ip)
         .await

@@ -54,6 +54,8 @@ pub struct Gateway {
     max_body_bytes: usize,
     /// How long a client may take to send a request body, in total.
     client_timeout: Duration,
+    /// The OpenAPI document, when `[server] openapi = true`.
+    pub openapi: Option<serde_json::Value>,
 }
 
 impl Gateway {
@@ -67,6 +69,10 @@ impl Gateway {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
             names.iter().position(|n| *n == name).unwrap_or(0)
+        })
+        .with_openapi(config.server.openapi);
+        let openapi = config.server.openapi.then(|| {
+            crate::openapi::document().expect("api/openapi.yaml is checked by a unit test")
         });
         Self {
             auth,
@@ -80,6 +86,7 @@ impl Gateway {
             trusted_proxies: config.server.trusted_proxies.clone(),
             max_body_bytes: config.limits.max_body_bytes,
             client_timeout: config.server.client_timeout,
+            openapi,
         }
     }
 

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use crate::config::{AuthMode, RouteConfig};
 
+/// Where the OpenAPI document is served when `[server] openapi = true`.
+pub const OPENAPI_PATH: &str = "/openapi.json";
+
 /// The gateway's own endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
@@ -15,17 +18,20 @@ pub enum Endpoint {
     Refresh,
     /// The forward-auth check for other proxies (`[forward_auth] path`).
     Verify,
+    /// The OpenAPI document (`[server] openapi = true`).
+    OpenApi,
 }
 
 impl Endpoint {
     /// Every endpoint, in discriminant order.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::Logout,
         Endpoint::LogoutAll,
         Endpoint::Refresh,
         Endpoint::Verify,
+        Endpoint::OpenApi,
     ];
 
     fn from_path(path: &str) -> Option<Self> {
@@ -48,6 +54,7 @@ impl Endpoint {
             Endpoint::LogoutAll => "logout_all",
             Endpoint::Refresh => "refresh",
             Endpoint::Verify => "verify",
+            Endpoint::OpenApi => "openapi",
         }
     }
 }
@@ -83,6 +90,8 @@ pub enum Target {
 pub struct Router {
     routes: Vec<Arc<Route>>,
     verify_path: Option<String>,
+    /// Whether `/openapi.json` is the gateway's own (else it is routed like any path).
+    openapi: bool,
 }
 
 impl Router {
@@ -108,7 +117,14 @@ impl Router {
         Self {
             routes,
             verify_path,
+            openapi: false,
         }
+    }
+
+    /// Serves `/openapi.json` itself when `enabled`.
+    pub fn with_openapi(mut self, enabled: bool) -> Self {
+        self.openapi = enabled;
+        self
     }
 
     pub fn resolve(&self, path: &str) -> Target {
@@ -117,6 +133,9 @@ impl Router {
         }
         if self.verify_path.as_deref() == Some(path) {
             return Target::Endpoint(Endpoint::Verify);
+        }
+        if self.openapi && path == OPENAPI_PATH {
+            return Target::Endpoint(Endpoint::OpenApi);
         }
         self.routes
             .iter()
