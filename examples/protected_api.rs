@@ -60,9 +60,15 @@ fn main() {
     let addr = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8000".to_string());
-    let mut server = Server::new(None).expect("server defaults are valid");
+    // Stops within a second of SIGTERM or Ctrl-C, idle keep-alive clients or not.
+    let conf = pingora::server::configuration::ServerConf {
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..Default::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
     server.add_service(service(&addr));
     println!("protected api listening on {addr}");
-    server.run_forever();
+    server.run(authgate::shutdown::run_args());
 }

@@ -14,9 +14,10 @@ pub mod gateway;
 pub mod limits;
 mod maintenance;
 pub mod metrics;
-pub mod ops;
 pub mod openapi;
+pub mod ops;
 pub mod secret;
+pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 

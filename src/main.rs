@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use authgate::admin::UserCommand;
 use authgate::config::Config;
 use clap::{Parser, Subcommand};
-use pingora::server::RunArgs;
 
 /// mimalloc: the proxied path allocates small, short-lived buffers on every request, and
 /// mimalloc's per-thread free lists serve those cheaper than glibc's malloc (BENCHMARKS.md).
@@ -102,7 +101,7 @@ fn run_gateway(config: &Config) -> ExitCode {
     match authgate::build_server(config) {
         Ok(server) => {
             tracing::info!(listen = %config.server.listen, "authgate starting");
-            server.run(RunArgs::default());
+            server.run(authgate::shutdown::run_args());
             tracing::info!("authgate stopped");
             ExitCode::SUCCESS
         }
