@@ -71,6 +71,8 @@ pub struct RateLimits {
     pub register: KeyedLimit<IpAddr>,
     pub login: KeyedLimit<IpAddr>,
     pub refresh: KeyedLimit<IpAddr>,
+    /// The self-service endpoints (`[account]`).
+    pub account: KeyedLimit<IpAddr>,
     /// Per route, in config order: per user on required routes, per IP on public ones.
     pub routes: Vec<RouteLimit>,
 }
@@ -87,6 +89,7 @@ impl RateLimits {
             register: KeyedLimit::new(config.register),
             login: KeyedLimit::new(config.login),
             refresh: KeyedLimit::new(config.refresh),
+            account: KeyedLimit::new(config.account),
             routes: routes
                 .iter()
                 .map(|r| match r.auth {
@@ -105,6 +108,7 @@ impl RateLimits {
         self.register.evict_idle();
         self.login.evict_idle();
         self.refresh.evict_idle();
+        self.account.evict_idle();
         for r in &self.routes {
             match r {
                 RouteLimit::PerUser(l) => l.evict_idle(),

@@ -3,6 +3,7 @@
 //! headers, security headers, and one access-log event with metrics at the end.
 
 pub mod access_log;
+pub mod account_endpoints;
 pub mod client_ip;
 mod context;
 pub mod cors;
@@ -10,6 +11,7 @@ pub mod endpoints;
 pub mod header_deadline;
 pub mod identity;
 pub mod path;
+pub mod policy;
 pub mod respond;
 pub mod router;
 pub mod upstreams;
@@ -66,7 +68,8 @@ impl Gateway {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
             names.iter().position(|n| *n == name).unwrap_or(0)
-        });
+        })
+        .with_account_paths(&config.account);
         Self {
             auth,
             router,
@@ -185,7 +188,10 @@ impl ProxyHttp for Gateway {
         };
         ctx.route = Some(route.clone());
         if route.auth == AuthMode::Required {
-            match self.authenticate(session) {
+            match self
+                .authenticate(session)
+                .and_then(|t| policy::require_roles(&route, t))
+            {
                 Ok(token) => ctx.identity = Some(token),
                 Err(e) => {
                     return self

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AuthMode, RouteConfig};
+use crate::config::{AccountConfig, AuthMode, RouteConfig};
 
 /// The gateway's own endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,17 +15,23 @@ pub enum Endpoint {
     Refresh,
     /// The forward-auth check for other proxies (`[forward_auth] path`).
     Verify,
+    /// `GET`/`DELETE` of the caller's own account (`[account] me_path`).
+    Me,
+    /// `POST`: the caller changes their password (`[account] password_path`).
+    Password,
 }
 
 impl Endpoint {
     /// Every endpoint, in discriminant order.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::Logout,
         Endpoint::LogoutAll,
         Endpoint::Refresh,
         Endpoint::Verify,
+        Endpoint::Me,
+        Endpoint::Password,
     ];
 
     fn from_path(path: &str) -> Option<Self> {
@@ -48,6 +54,8 @@ impl Endpoint {
             Endpoint::LogoutAll => "logout_all",
             Endpoint::Refresh => "refresh",
             Endpoint::Verify => "verify",
+            Endpoint::Me => "me",
+            Endpoint::Password => "password",
         }
     }
 }
@@ -58,6 +66,8 @@ pub struct Route {
     pub prefix: String,
     pub auth: AuthMode,
     pub upstream: usize,
+    /// Any one of these roles lets a request through; empty: any valid token.
+    pub roles: Vec<String>,
     /// Position in the config, used to find per-route state (rate limits, metrics).
     pub index: usize,
 }
@@ -83,6 +93,8 @@ pub enum Target {
 pub struct Router {
     routes: Vec<Arc<Route>>,
     verify_path: Option<String>,
+    /// The self-service endpoints' paths (`[account]`), each `None` when off.
+    account_paths: [(Option<String>, Endpoint); 2],
 }
 
 impl Router {
@@ -100,6 +112,7 @@ impl Router {
                     prefix: r.prefix.clone(),
                     auth: r.auth,
                     upstream: upstream_index(&r.upstream),
+                    roles: r.roles.clone(),
                     index,
                 })
             })
@@ -108,7 +121,17 @@ impl Router {
         Self {
             routes,
             verify_path,
+            account_paths: [(None, Endpoint::Me), (None, Endpoint::Password)],
         }
+    }
+
+    /// Serves the self-service endpoints at the paths `[account]` gives.
+    pub fn with_account_paths(mut self, account: &AccountConfig) -> Self {
+        self.account_paths = [
+            (account.me_path.clone(), Endpoint::Me),
+            (account.password_path.clone(), Endpoint::Password),
+        ];
+        self
     }
 
     pub fn resolve(&self, path: &str) -> Target {
@@ -117,6 +140,13 @@ impl Router {
         }
         if self.verify_path.as_deref() == Some(path) {
             return Target::Endpoint(Endpoint::Verify);
+        }
+        if let Some((_, endpoint)) = self
+            .account_paths
+            .iter()
+            .find(|(p, _)| p.as_deref() == Some(path))
+        {
+            return Target::Endpoint(*endpoint);
         }
         self.routes
             .iter()
@@ -135,6 +165,7 @@ mod tests {
             upstream: "u".into(),
             auth,
             rate_limit: None,
+            roles: Vec::new(),
         };
         Router::new(
             &[
@@ -145,6 +176,10 @@ mod tests {
             Some("/auth/verify".into()),
             |_| 0,
         )
+        .with_account_paths(&AccountConfig {
+            me_path: Some("/me".into()),
+            password_path: None,
+        })
     }
 
     fn prefix(t: Target) -> String {
@@ -185,5 +220,11 @@ mod tests {
             router().resolve("/auth/verify"),
             Target::Endpoint(Endpoint::Verify)
         ));
+        assert!(matches!(
+            router().resolve("/me"),
+            Target::Endpoint(Endpoint::Me)
+        ));
+        // Turned off: the path belongs to the routes again.
+        assert!(matches!(router().resolve("/password"), Target::Route(_)));
     }
 }

@@ -46,6 +46,8 @@ pub struct User {
     pub password_hash: String,
     pub active: bool,
     pub created_at: i64,
+    /// Sorted, each at most once.
+    pub roles: Vec<String>,
 }
 
 /// A new account; the hash is already computed.
@@ -54,6 +56,40 @@ pub struct NewUser {
     pub username: String,
     pub email: String,
     pub password_hash: String,
+    /// Roles it starts with (checked by the caller).
+    pub roles: Vec<String>,
+}
+
+/// The `users.roles` column: role names are `[a-z0-9_-]`, so a comma separates them.
+pub(crate) fn roles_to_column(roles: &[String]) -> String {
+    roles.join(",")
+}
+
+/// Reads the `users.roles` column back.
+pub(crate) fn roles_from_column(column: &str) -> Vec<String> {
+    column
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `roles` with `role` added, sorted; `None` when it is already there.
+pub(crate) fn with_role(
+    roles: &[String],
+    role: &str,
+    max: usize,
+) -> Result<Option<Vec<String>>, StoreError> {
+    if roles.iter().any(|r| r == role) {
+        return Ok(None);
+    }
+    if roles.len() >= max {
+        return Err(StoreError::TooManyRoles(max));
+    }
+    let mut roles = roles.to_vec();
+    roles.push(role.to_string());
+    roles.sort();
+    Ok(Some(roles))
 }
 
 /// What a revocation row revokes.
@@ -166,6 +202,8 @@ pub enum StoreError {
     UsernameTaken,
     #[error("email already exists")]
     EmailTaken,
+    #[error("a user has at most {0} roles")]
+    TooManyRoles(usize),
     #[error("database error: {0}")]
     Database(String),
     #[error("database task failed: {0}")]
@@ -234,6 +272,32 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Activates or deactivates an account.
     async fn set_active(&self, user_id: i64, active: bool) -> Result<(), StoreError>;
+    /// Adds `role` to an account's roles; `false` when it had it already. Refused
+    /// ([`StoreError::TooManyRoles`]) when the account already has `max_roles`.
+    async fn grant_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        max_roles: usize,
+    ) -> Result<bool, StoreError>;
+    /// Removes `role` from an account and, when it had it, commits `cutoff` in the same
+    /// transaction (its sessions end with the role); `false` when it did not have it.
+    async fn revoke_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        cutoff: UserCutoff,
+    ) -> Result<bool, StoreError>;
+    /// Replaces an account's password hash and commits `cutoff` in the same transaction.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+        cutoff: UserCutoff,
+    ) -> Result<(), StoreError>;
+    /// Deletes an account (its username and email are free again) and commits `cutoff`,
+    /// which outlives the row, in the same transaction; `false` when there was no account.
+    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff) -> Result<bool, StoreError>;
     /// Deletes revocations and spent refresh tokens that expired before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
@@ -285,6 +349,19 @@ mod tests {
                 expires_at: 200
             }]
         );
+    }
+
+    #[test]
+    fn roles_round_trip_sorted_and_bounded() {
+        let roles = with_role(&["ops".into()], "admin", 16).unwrap().unwrap();
+        assert_eq!(roles, vec!["admin", "ops"]);
+        assert_eq!(roles_from_column(&roles_to_column(&roles)), roles);
+        assert!(roles_from_column("").is_empty());
+        assert_eq!(with_role(&roles, "ops", 16).unwrap(), None);
+        assert!(matches!(
+            with_role(&roles, "dev", 2),
+            Err(StoreError::TooManyRoles(2))
+        ));
     }
 
     #[test]

@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    fold_case, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User,
-    UserCutoff,
+    fold_case, roles_from_column, roles_to_column, with_role, NewUser, Revocation, RevocationBatch,
+    RevocationRow, Store, StoreError, User, UserCutoff,
 };
 use runtime::DbRuntime;
 use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
@@ -40,7 +40,7 @@ struct Inner {
     runtime: DbRuntime,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at, roles";
 
 fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     Ok(User {
@@ -50,7 +50,88 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         password_hash: row.try_get(3)?,
         active: row.try_get(4)?,
         created_at: row.try_get(5)?,
+        roles: roles_from_column(row.try_get(6)?),
     })
+}
+
+/// Commits-to-be one revocation row inside `tx` and announces it when `tx` commits.
+///
+/// Readers follow the table by row id (`revocations_after`), which is only sound when
+/// ids become visible in increasing order. A sequence hands out ids at insert time, and
+/// two transactions may commit in the other order; so inserts take a transaction-scoped
+/// advisory lock first, making id order and commit order the same.
+async fn insert_revocation_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    revoked_id: &str,
+    kind: &str,
+    user_id: i64,
+    expires_at: i64,
+    not_before: i64,
+) -> Result<(), StoreError> {
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
+    ))
+    .await?;
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (revoked_id) DO UPDATE
+             SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)",
+        )
+        .await?;
+    tx.execute(
+        &insert,
+        &[
+            &revoked_id,
+            &kind,
+            &user_id,
+            &expires_at,
+            &now_unix(),
+            &not_before,
+        ],
+    )
+    .await?;
+    // Delivered to the listeners only if and when the transaction commits.
+    tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
+    Ok(())
+}
+
+/// [`insert_revocation_in`] for a user cutoff.
+async fn insert_cutoff_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    c: &UserCutoff,
+) -> Result<(), StoreError> {
+    let id = format!("user:{}:{}", c.user_id, c.not_before);
+    insert_revocation_in(tx, &id, "user", c.user_id, c.expires_at, c.not_before).await
+}
+
+/// The roles of `user_id`, its row locked until `tx` ends; `None` when there is no account.
+async fn locked_roles(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: i64,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT roles FROM users WHERE id = $1 FOR UPDATE",
+            &[&user_id],
+        )
+        .await?;
+    row.map(|r| Ok(roles_from_column(r.try_get(0)?)))
+        .transpose()
+}
+
+async fn set_roles(
+    tx: &deadpool_postgres::Transaction<'_>,
+    user_id: i64,
+    roles: &[String],
+) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE users SET roles = $1 WHERE id = $2",
+        &[&roles_to_column(roles), &user_id],
+    )
+    .await?;
+    Ok(())
 }
 
 fn now_unix() -> i64 {
@@ -70,11 +151,6 @@ fn violated_index(e: &tokio_postgres::Error) -> Option<&str> {
 
 impl PostgresStore {
     /// Commits one revocation row and announces it, in one transaction.
-    ///
-    /// Readers follow the table by row id (`revocations_after`), which is only sound when
-    /// ids become visible in increasing order. A sequence hands out ids at insert time, and
-    /// two transactions may commit in the other order; so inserts take a transaction-scoped
-    /// advisory lock first, making id order and commit order the same.
     async fn insert_revocation(
         &self,
         revoked_id: String,
@@ -86,25 +162,8 @@ impl PostgresStore {
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = client.transaction().await?;
-                tx.batch_execute(&format!(
-                    "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
-                ))
-                .await?;
-                let insert = tx
-                    .prepare_cached(
-                        "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (revoked_id) DO UPDATE
-                         SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)",
-                    )
+                insert_revocation_in(&tx, &revoked_id, kind, user_id, expires_at, not_before)
                     .await?;
-                tx.execute(
-                    &insert,
-                    &[&revoked_id, &kind, &user_id, &expires_at, &now_unix(), &not_before],
-                )
-                .await?;
-                // Delivered to the listeners only if and when the transaction commits.
-                tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -123,14 +182,15 @@ impl Store for PostgresStore {
                 let created_at = now_unix();
                 let insert = client
                     .prepare_cached(
-                        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at)
-                         VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id",
+                        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at, roles)
+                         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7) RETURNING id",
                     )
                     .await?;
+                let roles = roles_to_column(&user.roles);
                 let inserted = client
                     .query_one(
                         &insert,
-                        &[&user.username, &username_key, &user.email, &email_key, &user.password_hash, &created_at],
+                        &[&user.username, &username_key, &user.email, &email_key, &user.password_hash, &created_at, &roles],
                     )
                     .await;
                 let row = match inserted {
@@ -160,6 +220,7 @@ impl Store for PostgresStore {
                     password_hash: user.password_hash,
                     active: true,
                     created_at,
+                    roles: user.roles,
                 })
             })
         })
@@ -319,6 +380,89 @@ impl Store for PostgresStore {
                     )
                     .await?;
                 Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        max_roles: usize,
+    ) -> Result<bool, StoreError> {
+        let role = role.to_string();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                let roles = locked_roles(&tx, user_id).await?.unwrap_or_default();
+                let Some(roles) = with_role(&roles, &role, max_roles)? else {
+                    return Ok(false);
+                };
+                set_roles(&tx, user_id, &roles).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        cutoff: UserCutoff,
+    ) -> Result<bool, StoreError> {
+        let role = role.to_string();
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                let roles = locked_roles(&tx, user_id).await?.unwrap_or_default();
+                if !roles.contains(&role) {
+                    return Ok(false);
+                }
+                let kept: Vec<String> = roles.into_iter().filter(|r| *r != role).collect();
+                set_roles(&tx, user_id, &kept).await?;
+                insert_cutoff_in(&tx, &cutoff).await?;
+                tx.commit().await?;
+                Ok(true)
+            })
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+        cutoff: UserCutoff,
+    ) -> Result<(), StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                tx.execute(
+                    "UPDATE users SET password_hash = $1 WHERE id = $2",
+                    &[&password_hash, &user_id],
+                )
+                .await?;
+                insert_cutoff_in(&tx, &cutoff).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff) -> Result<bool, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                let deleted = tx
+                    .execute("DELETE FROM users WHERE id = $1", &[&user_id])
+                    .await?;
+                insert_cutoff_in(&tx, &cutoff).await?;
+                tx.commit().await?;
+                Ok(deleted == 1)
             })
         })
         .await
