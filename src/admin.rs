@@ -247,7 +247,7 @@ pub async fn run(
             check_role(role)?;
             let user = find(store, username).await?;
             let cutoff = cutoff_now(config, &user);
-            let removed = store.revoke_role(user.id, role, cutoff).await?;
+            let removed = store.revoke_role(user.id, role, cutoff).await?.is_some();
             let user = find(store, username).await?;
             done(
                 &user,

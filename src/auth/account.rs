@@ -53,8 +53,9 @@ impl AuthService {
             .await?;
         let password_hash = self.hasher.hash(input.new_password).await?;
         let cutoff = self.cutoff_now(user.id);
-        self.store
-            .change_password(user.id, password_hash, cutoff.clone())
+        let cutoff = self
+            .store
+            .change_password(user.id, password_hash, cutoff)
             .await
             .map_err(store_error)?;
         self.revocations.insert_cutoff(&cutoff);
@@ -77,8 +78,9 @@ impl AuthService {
         let password = validation::account_deletion(&parse_object(body)?)?;
         let user = self.confirm_password(&token, password, client_ip).await?;
         let cutoff = self.cutoff_now(user.id);
-        self.store
-            .delete_user(user.id, cutoff.clone())
+        let cutoff = self
+            .store
+            .delete_user(user.id, cutoff)
             .await
             .map_err(store_error)?;
         self.revocations.insert_cutoff(&cutoff);

@@ -66,8 +66,9 @@ impl AuthService {
     /// Revokes every token of `user_id` issued up to now (logout everywhere, deactivation).
     pub async fn revoke_all_sessions(&self, user_id: i64) -> Result<(), AuthError> {
         let cutoff = self.cutoff_now(user_id);
-        self.store
-            .revoke_user_sessions(cutoff.clone())
+        let cutoff = self
+            .store
+            .revoke_user_sessions(cutoff)
             .await
             .map_err(store_error)?;
         self.revocations.insert_cutoff(&cutoff);

@@ -139,6 +139,22 @@ pub struct UserCutoff {
     pub expires_at: i64,
 }
 
+/// `cutoff` moved past the user's latest earlier cutoff (`last_not_before`). Token times
+/// are whole seconds and a token issued after a cutoff is stamped one second past it
+/// (`RevocationCache::issue_time`), so a second cutoff in that same second must reach
+/// further, or the token issued in between would survive it.
+pub(crate) fn after_earlier_cutoff(
+    cutoff: &UserCutoff,
+    last_not_before: Option<i64>,
+) -> UserCutoff {
+    UserCutoff {
+        not_before: cutoff
+            .not_before
+            .max(last_not_before.map_or(i64::MIN, |l| l.saturating_add(1))),
+        ..cutoff.clone()
+    }
+}
+
 /// What the database holds beyond a cursor.
 #[derive(Debug, Default)]
 pub struct RevocationBatch {
@@ -249,8 +265,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
     /// Commits a revocation; returns once it is durable.
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
-    /// Records a user's cutoff (logout everywhere); returns once it is durable.
-    async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<(), StoreError>;
+    /// Records a user's cutoff (logout everywhere); returns once it is durable, with the
+    /// cutoff as committed (see [`after_earlier_cutoff`]).
+    async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<UserCutoff, StoreError>;
     /// Unexpired revocations and cutoffs among the first `limit` rows with a row id above
     /// `cursor`, oldest first.
     async fn revocations_after(
@@ -281,23 +298,26 @@ pub trait Store: Send + Sync + 'static {
         max_roles: usize,
     ) -> Result<bool, StoreError>;
     /// Removes `role` from an account and, when it had it, commits `cutoff` in the same
-    /// transaction (its sessions end with the role); `false` when it did not have it.
+    /// transaction (its sessions end with the role); returns the cutoff as committed, or
+    /// `None` when it did not have the role.
     async fn revoke_role(
         &self,
         user_id: i64,
         role: &str,
         cutoff: UserCutoff,
-    ) -> Result<bool, StoreError>;
-    /// Replaces an account's password hash and commits `cutoff` in the same transaction.
+    ) -> Result<Option<UserCutoff>, StoreError>;
+    /// Replaces an account's password hash and commits `cutoff` in the same transaction;
+    /// returns the cutoff as committed.
     async fn change_password(
         &self,
         user_id: i64,
         password_hash: String,
         cutoff: UserCutoff,
-    ) -> Result<(), StoreError>;
+    ) -> Result<UserCutoff, StoreError>;
     /// Deletes an account (its username and email are free again) and commits `cutoff`,
-    /// which outlives the row, in the same transaction; `false` when there was no account.
-    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff) -> Result<bool, StoreError>;
+    /// which outlives the row, in the same transaction; returns the cutoff as committed.
+    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff)
+        -> Result<UserCutoff, StoreError>;
     /// Deletes revocations and spent refresh tokens that expired before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
@@ -362,6 +382,19 @@ mod tests {
             with_role(&roles, "dev", 2),
             Err(StoreError::TooManyRoles(2))
         ));
+    }
+
+    #[test]
+    fn a_second_cutoff_in_one_second_reaches_past_the_first() {
+        let c = UserCutoff {
+            user_id: 7,
+            not_before: 100,
+            expires_at: 900,
+        };
+        assert_eq!(after_earlier_cutoff(&c, None), c);
+        assert_eq!(after_earlier_cutoff(&c, Some(50)), c);
+        assert_eq!(after_earlier_cutoff(&c, Some(100)).not_before, 101);
+        assert_eq!(after_earlier_cutoff(&c, Some(101)).not_before, 102);
     }
 
     #[test]

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    fold_case, roles_from_column, roles_to_column, schema, with_role, NewUser, Revocation,
-    RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
+    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, schema, with_role,
+    NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
 };
 
 /// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
@@ -33,8 +33,15 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     })
 }
 
-/// Records a user cutoff (inside the caller's transaction, when it has one).
-fn insert_cutoff(conn: &Connection, c: &UserCutoff) -> rusqlite::Result<()> {
+/// Records a user cutoff inside the caller's write transaction, moved past the user's
+/// latest one; returns it as written.
+fn insert_cutoff(conn: &Connection, c: &UserCutoff) -> rusqlite::Result<UserCutoff> {
+    let last: Option<i64> = conn.query_row(
+        "SELECT max(not_before) FROM revocations WHERE user_id = ?1 AND kind = 'user'",
+        [c.user_id],
+        |r| r.get(0),
+    )?;
+    let c = after_earlier_cutoff(c, last);
     conn.execute(
         "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
          VALUES (?1, 'user', ?2, ?3, ?4, ?5)
@@ -47,7 +54,7 @@ fn insert_cutoff(conn: &Connection, c: &UserCutoff) -> rusqlite::Result<()> {
             c.not_before
         ],
     )?;
-    Ok(())
+    Ok(c)
 }
 
 /// The roles of `user_id` as stored, `None` when there is no such account.
@@ -195,9 +202,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
-        self.with_conn(move |conn| Ok(insert_cutoff(conn, &c)?))
-            .await
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<UserCutoff, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let c = insert_cutoff(&tx, &c)?;
+            tx.commit()?;
+            Ok(c)
+        })
+        .await
     }
 
     async fn revocations_after(
@@ -310,19 +322,19 @@ impl Store for SqliteStore {
         user_id: i64,
         role: &str,
         cutoff: UserCutoff,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<UserCutoff>, StoreError> {
         let role = role.to_string();
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let roles = stored_roles(&tx, user_id)?.unwrap_or_default();
             if !roles.contains(&role) {
-                return Ok(false);
+                return Ok(None);
             }
             let kept: Vec<String> = roles.into_iter().filter(|r| *r != role).collect();
             set_roles(&tx, user_id, &kept)?;
-            insert_cutoff(&tx, &cutoff)?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
             tx.commit()?;
-            Ok(true)
+            Ok(Some(cutoff))
         })
         .await
     }
@@ -332,27 +344,31 @@ impl Store for SqliteStore {
         user_id: i64,
         password_hash: String,
         cutoff: UserCutoff,
-    ) -> Result<(), StoreError> {
+    ) -> Result<UserCutoff, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             tx.execute(
                 "UPDATE users SET password_hash = ?1 WHERE id = ?2",
                 params![password_hash, user_id],
             )?;
-            insert_cutoff(&tx, &cutoff)?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
             tx.commit()?;
-            Ok(())
+            Ok(cutoff)
         })
         .await
     }
 
-    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff) -> Result<bool, StoreError> {
+    async fn delete_user(
+        &self,
+        user_id: i64,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
         self.with_conn(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let deleted = tx.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
-            insert_cutoff(&tx, &cutoff)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
             tx.commit()?;
-            Ok(deleted == 1)
+            Ok(cutoff)
         })
         .await
     }

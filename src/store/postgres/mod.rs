@@ -19,8 +19,8 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    fold_case, roles_from_column, roles_to_column, with_role, NewUser, Revocation, RevocationBatch,
-    RevocationRow, Store, StoreError, User, UserCutoff,
+    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, with_role, NewUser,
+    Revocation, RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
 };
 use runtime::DbRuntime;
 use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
@@ -97,13 +97,28 @@ async fn insert_revocation_in(
     Ok(())
 }
 
-/// [`insert_revocation_in`] for a user cutoff.
+/// [`insert_revocation_in`] for a user cutoff, moved past the user's latest one (read
+/// under the revocation lock, so no other cutoff commits in between); returns it as
+/// written.
 async fn insert_cutoff_in(
     tx: &deadpool_postgres::Transaction<'_>,
     c: &UserCutoff,
-) -> Result<(), StoreError> {
+) -> Result<UserCutoff, StoreError> {
+    tx.batch_execute(&format!(
+        "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
+    ))
+    .await?;
+    let last: Option<i64> = tx
+        .query_one(
+            "SELECT max(not_before) FROM revocations WHERE user_id = $1 AND kind = 'user'",
+            &[&c.user_id],
+        )
+        .await?
+        .try_get(0)?;
+    let c = after_earlier_cutoff(c, last);
     let id = format!("user:{}:{}", c.user_id, c.not_before);
-    insert_revocation_in(tx, &id, "user", c.user_id, c.expires_at, c.not_before).await
+    insert_revocation_in(tx, &id, "user", c.user_id, c.expires_at, c.not_before).await?;
+    Ok(c)
 }
 
 /// The roles of `user_id`, its row locked until `tx` ends; `None` when there is no account.
@@ -271,10 +286,16 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
-        let id = format!("user:{}:{}", c.user_id, c.not_before);
-        self.insert_revocation(id, "user", c.user_id, c.expires_at, c.not_before)
-            .await
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<UserCutoff, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                let c = insert_cutoff_in(&tx, &c).await?;
+                tx.commit().await?;
+                Ok(c)
+            })
+        })
+        .await
     }
 
     async fn revocations_after(
@@ -412,20 +433,20 @@ impl Store for PostgresStore {
         user_id: i64,
         role: &str,
         cutoff: UserCutoff,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<UserCutoff>, StoreError> {
         let role = role.to_string();
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = client.transaction().await?;
                 let roles = locked_roles(&tx, user_id).await?.unwrap_or_default();
                 if !roles.contains(&role) {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 let kept: Vec<String> = roles.into_iter().filter(|r| *r != role).collect();
                 set_roles(&tx, user_id, &kept).await?;
-                insert_cutoff_in(&tx, &cutoff).await?;
+                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
                 tx.commit().await?;
-                Ok(true)
+                Ok(Some(cutoff))
             })
         })
         .await
@@ -436,7 +457,7 @@ impl Store for PostgresStore {
         user_id: i64,
         password_hash: String,
         cutoff: UserCutoff,
-    ) -> Result<(), StoreError> {
+    ) -> Result<UserCutoff, StoreError> {
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = client.transaction().await?;
@@ -445,24 +466,27 @@ impl Store for PostgresStore {
                     &[&password_hash, &user_id],
                 )
                 .await?;
-                insert_cutoff_in(&tx, &cutoff).await?;
+                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
                 tx.commit().await?;
-                Ok(())
+                Ok(cutoff)
             })
         })
         .await
     }
 
-    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff) -> Result<bool, StoreError> {
+    async fn delete_user(
+        &self,
+        user_id: i64,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = client.transaction().await?;
-                let deleted = tx
-                    .execute("DELETE FROM users WHERE id = $1", &[&user_id])
+                tx.execute("DELETE FROM users WHERE id = $1", &[&user_id])
                     .await?;
-                insert_cutoff_in(&tx, &cutoff).await?;
+                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
                 tx.commit().await?;
-                Ok(deleted == 1)
+                Ok(cutoff)
             })
         })
         .await
