@@ -305,3 +305,54 @@ fn roles_on_a_public_route_or_badly_named_are_refused_at_start() {
         .to_string();
     assert!(named.contains("routes[0].roles"), "{named}");
 }
+
+#[test]
+fn forward_auth_takes_required_roles_from_its_query_only() {
+    let up = Upstream::start();
+    let gw = gateway(&up).start();
+    let (access, refresh) = tokens_for(&gw, "alice");
+    let verify = |target: &str, token: &str| {
+        send(
+            gw.addr,
+            "GET",
+            target,
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("X-User-Roles", "admin"),
+            ],
+            None,
+        )
+    };
+    let plain = verify("/auth/verify", &access);
+    assert_eq!(plain.status, 204);
+    assert_eq!(plain.header("x-user-roles"), None);
+    let forbidden = verify("/auth/verify?roles=admin,ops", &access);
+    assert_eq!(
+        (forbidden.status, forbidden.msg().as_str()),
+        (403, "Forbidden: insufficient role")
+    );
+    for bad in [
+        "/auth/verify?roles=",
+        "/auth/verify?roles=Admin",
+        "/auth/verify?roles=a&roles=b",
+    ] {
+        let resp = verify(bad, &access);
+        assert_eq!(resp.status, 400, "{bad}");
+        assert!(
+            resp.msg().starts_with("Bad request: "),
+            "{bad}: {}",
+            resp.msg()
+        );
+    }
+    let missing = send(gw.addr, "GET", "/auth/verify?roles=admin", &[], None);
+    assert_eq!(missing.status, 401);
+
+    authgate_ok(&gw, &["users", "grant", "alice", "ops"], None);
+    let refreshed = with_token(gw.addr, "POST", "/refresh", &refresh);
+    let ops_access = field(&refreshed, "access_token");
+    let passed = verify("/auth/verify?roles=admin%2Cops", &ops_access);
+    assert_eq!(passed.status, 204, "{}", passed.text());
+    assert_eq!(passed.header("x-user-roles"), Some("ops"));
+    assert_eq!(passed.header("x-user-name"), Some("alice"));
+    assert_eq!(up.count(), 0);
+}
