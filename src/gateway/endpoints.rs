@@ -1,5 +1,6 @@
-//! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
-//! method and rate-limit checks, a capped body read, then the auth service.
+//! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`, and
+//! the forward-auth check; the self-service ones are in `account_endpoints`): method and
+//! rate-limit checks, a capped body read, then the auth service.
 
 use std::net::IpAddr;
 use std::time::Duration;
