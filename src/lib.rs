@@ -1,7 +1,8 @@
 //! authgate: a reverse-proxy authentication gateway on pingora. It serves the auth API
-//! (`/register`, `/login`, `/logout`, `/refresh`), checks Bearer tokens on every other
-//! route against a revocation list, injects the verified identity as headers and forwards
-//! to upstream services.
+//! (`/register`, `/login`, `/logout`, `/refresh`, and the self-service `/me` and
+//! `/password`), checks Bearer tokens (and a route's required roles) on every other route
+//! against a revocation list, injects the verified identity as headers and forwards to
+//! upstream services.
 //!
 //! [`build_server`] turns a validated [`config::Config`] into a ready pingora server; the
 //! binary and the integration tests share it.

@@ -354,3 +354,34 @@ fn roles_show_in_me_and_in_tokens_only_when_held() {
     let fresh = field(&login(&gw, "alice", "Password123"), "access_token");
     assert_eq!(payload(&fresh)["roles"], json!(["ops"]));
 }
+
+#[test]
+fn the_account_endpoints_are_rate_limited_per_client_ip() {
+    let up = Upstream::start();
+    let gw = GatewayBuilder::new(up.addr)
+        .section(
+            "rate_limits",
+            "register = \"10000/1m\"\nlogin = \"10000/1m\"\naccount = \"2/5m\"",
+        )
+        .start();
+    let (access, _) = tokens_for(&gw, "alice");
+    assert_eq!(with_token(gw.addr, "GET", "/me", &access).status, 200);
+    assert_eq!(with_token(gw.addr, "GET", "/me", &access).status, 200);
+    let limited = call(
+        &gw,
+        "POST",
+        "/password",
+        &access,
+        r#"{"current_password": "Password123", "new_password": "NewPassword456"}"#,
+    );
+    assert_eq!(
+        status_msg(&limited),
+        (429, "Rate limit exceeded. Try again later.".into())
+    );
+    assert!(limited.header("retry-after").is_some());
+    assert_eq!(
+        login(&gw, "alice", "Password123").status,
+        200,
+        "nothing changed"
+    );
+}
