@@ -226,7 +226,6 @@ pub async fn run(
         } => {
             let new = new_user(username, email, password, roles)?;
             let user = store.create_user(new).await?;
-            tracing::info!(target: "audit", event = "register", user_id = user.id, via = "cli");
             done(&user, "created")
         }
         UserCommand::Grant { username, role } => {

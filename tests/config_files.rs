@@ -83,6 +83,16 @@ fn bad_configs_name_the_key() {
             "[server]\ntrusted_proxies = [\"not-a-net\"]\n",
             "server.trusted_proxies",
         ),
+        (
+            "[identity]\nroles_header = \"x_user_id\"\n",
+            "identity.roles_header",
+        ),
+        ("[rate_limits]\naccount = \"0/1m\"\n", "rate_limits.account"),
+        ("[account]\nme_path = \"/login\"\n", "account.me_path"),
+        (
+            "[account]\npassword_path = \"pw\"\n",
+            "account.password_path",
+        ),
     ];
     for (toml, key) in cases {
         let msg = refused(toml);

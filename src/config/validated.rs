@@ -227,6 +227,17 @@ impl TryFrom<FileConfig> for Config {
             )?,
             roles_header: header_name("identity.roles_header", &file.identity.roles_header)?,
         };
+        // Compared the way they are stripped: any case, `_` for `-`.
+        let fold = |h: &str| h.to_ascii_lowercase().replace('_', "-");
+        if fold(&identity.roles_header) == fold(&identity.user_id_header)
+            || fold(&identity.roles_header) == fold(&identity.username_header)
+            || fold(&identity.user_id_header) == fold(&identity.username_header)
+        {
+            return Err(ConfigError::invalid(
+                "identity.roles_header",
+                "the identity headers must have three different names",
+            ));
+        }
 
         let l = file.limits;
         if l.max_body_bytes == 0 {

@@ -219,13 +219,7 @@ fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
     let verified = gw
         .auth
         .verify_access(authorization.iter().map(|v| v.as_bytes()))
-        .and_then(|token| {
-            if crate::auth::roles::has_any(&token.roles, &required) {
-                Ok(token)
-            } else {
-                Err(AuthError::Forbidden)
-            }
-        });
+        .and_then(|token| super::policy::require_roles(&required, token));
     match verified {
         Ok(token) => {
             let mut resp = JsonResponse::new(StatusCode::NO_CONTENT, serde_json::Value::Null)

@@ -190,7 +190,7 @@ impl ProxyHttp for Gateway {
         if route.auth == AuthMode::Required {
             match self
                 .authenticate(session)
-                .and_then(|t| policy::require_roles(&route, t))
+                .and_then(|t| policy::require_roles(&route.roles, t))
             {
                 Ok(token) => ctx.identity = Some(token),
                 Err(e) => {

@@ -4,19 +4,19 @@
 
 use std::sync::Arc;
 
-use super::router::Route;
 use crate::auth::{AuthError, VerifiedToken};
 
-/// Lets `token` through when the route names no role or the token holds any of them;
-/// otherwise the 403 `Forbidden: insufficient role`.
+/// Lets `token` through when `required` is empty or the token holds any of its roles;
+/// otherwise the 403 `Forbidden: insufficient role`. The roles are the token's, fixed when
+/// it was issued: a revoked role has ended every session that carried it.
 pub fn require_roles(
-    route: &Route,
+    required: &[String],
     token: Arc<VerifiedToken>,
 ) -> Result<Arc<VerifiedToken>, AuthError> {
-    if crate::auth::roles::has_any(&token.roles, &route.roles) {
+    if crate::auth::roles::has_any(&token.roles, required) {
         return Ok(token);
     }
-    tracing::info!(target: "audit", event = "forbidden", user_id = token.user_id, route = %route.prefix);
+    tracing::info!(target: "audit", event = "forbidden", user_id = token.user_id);
     Err(AuthError::Forbidden)
 }
 
