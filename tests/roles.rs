@@ -193,6 +193,10 @@ fn revoking_a_role_ends_the_sessions_on_every_gateway_sharing_the_database() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
+    eprintln!(
+        "revoked role refused on both gateways {:?} after the command returned (sync interval {interval:?})",
+        revoked_at.elapsed()
+    );
     for gw in [&first, &second] {
         assert_eq!(
             with_token(gw.addr, "POST", "/refresh", &refresh).msg(),
