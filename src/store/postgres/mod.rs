@@ -2,8 +2,10 @@
 //! tokio-postgres behind a deadpool pool (`connection`), all on the store's own runtime
 //! (`runtime`); the schema is migrated at start (`schema`); committed revocations are
 //! announced with NOTIFY in the same transaction and heard through LISTEN (`notify`);
-//! `import` is the receiving end of `authgate migrate`.
+//! `import` is the receiving end of `authgate migrate`; `account_changes` commits the
+//! account changes that end sessions together with their cutoff.
 
+mod account_changes;
 mod connection;
 mod import;
 mod notify;
@@ -19,11 +21,11 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, with_role, NewUser,
-    Revocation, RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
+    fold_case, roles_from_column, roles_to_column, NewUser, Revocation, RevocationBatch,
+    RevocationRow, Store, StoreError, User, UserCutoff,
 };
+use account_changes::{insert_cutoff_in, insert_revocation_in};
 use runtime::DbRuntime;
-use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
 
 /// A pool of connections to one PostgreSQL database; cheap to clone.
 #[derive(Clone)]
@@ -52,101 +54,6 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         created_at: row.try_get(5)?,
         roles: roles_from_column(row.try_get(6)?),
     })
-}
-
-/// Commits-to-be one revocation row inside `tx` and announces it when `tx` commits.
-///
-/// Readers follow the table by row id (`revocations_after`), which is only sound when
-/// ids become visible in increasing order. A sequence hands out ids at insert time, and
-/// two transactions may commit in the other order; so inserts take a transaction-scoped
-/// advisory lock first, making id order and commit order the same.
-async fn insert_revocation_in(
-    tx: &deadpool_postgres::Transaction<'_>,
-    revoked_id: &str,
-    kind: &str,
-    user_id: i64,
-    expires_at: i64,
-    not_before: i64,
-) -> Result<(), StoreError> {
-    tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
-    ))
-    .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
-             VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (revoked_id) DO UPDATE
-             SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)",
-        )
-        .await?;
-    tx.execute(
-        &insert,
-        &[
-            &revoked_id,
-            &kind,
-            &user_id,
-            &expires_at,
-            &now_unix(),
-            &not_before,
-        ],
-    )
-    .await?;
-    // Delivered to the listeners only if and when the transaction commits.
-    tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
-    Ok(())
-}
-
-/// [`insert_revocation_in`] for a user cutoff, moved past the user's latest one (read
-/// under the revocation lock, so no other cutoff commits in between); returns it as
-/// written.
-async fn insert_cutoff_in(
-    tx: &deadpool_postgres::Transaction<'_>,
-    c: &UserCutoff,
-) -> Result<UserCutoff, StoreError> {
-    tx.batch_execute(&format!(
-        "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
-    ))
-    .await?;
-    let last: Option<i64> = tx
-        .query_one(
-            "SELECT max(not_before) FROM revocations WHERE user_id = $1 AND kind = 'user'",
-            &[&c.user_id],
-        )
-        .await?
-        .try_get(0)?;
-    let c = after_earlier_cutoff(c, last);
-    let id = format!("user:{}:{}", c.user_id, c.not_before);
-    insert_revocation_in(tx, &id, "user", c.user_id, c.expires_at, c.not_before).await?;
-    Ok(c)
-}
-
-/// The roles of `user_id`, its row locked until `tx` ends; `None` when there is no account.
-async fn locked_roles(
-    tx: &deadpool_postgres::Transaction<'_>,
-    user_id: i64,
-) -> Result<Option<Vec<String>>, StoreError> {
-    let row = tx
-        .query_opt(
-            "SELECT roles FROM users WHERE id = $1 FOR UPDATE",
-            &[&user_id],
-        )
-        .await?;
-    row.map(|r| Ok(roles_from_column(r.try_get(0)?)))
-        .transpose()
-}
-
-async fn set_roles(
-    tx: &deadpool_postgres::Transaction<'_>,
-    user_id: i64,
-    roles: &[String],
-) -> Result<(), StoreError> {
-    tx.execute(
-        "UPDATE users SET roles = $1 WHERE id = $2",
-        &[&roles_to_column(roles), &user_id],
-    )
-    .await?;
-    Ok(())
 }
 
 fn now_unix() -> i64 {
@@ -412,20 +319,7 @@ impl Store for PostgresStore {
         role: &str,
         max_roles: usize,
     ) -> Result<bool, StoreError> {
-        let role = role.to_string();
-        self.with_client(move |client| {
-            Box::pin(async move {
-                let tx = client.transaction().await?;
-                let roles = locked_roles(&tx, user_id).await?.unwrap_or_default();
-                let Some(roles) = with_role(&roles, &role, max_roles)? else {
-                    return Ok(false);
-                };
-                set_roles(&tx, user_id, &roles).await?;
-                tx.commit().await?;
-                Ok(true)
-            })
-        })
-        .await
+        self.add_role(user_id, role.to_string(), max_roles).await
     }
 
     async fn revoke_role(
@@ -434,22 +328,7 @@ impl Store for PostgresStore {
         role: &str,
         cutoff: UserCutoff,
     ) -> Result<Option<UserCutoff>, StoreError> {
-        let role = role.to_string();
-        self.with_client(move |client| {
-            Box::pin(async move {
-                let tx = client.transaction().await?;
-                let roles = locked_roles(&tx, user_id).await?.unwrap_or_default();
-                if !roles.contains(&role) {
-                    return Ok(None);
-                }
-                let kept: Vec<String> = roles.into_iter().filter(|r| *r != role).collect();
-                set_roles(&tx, user_id, &kept).await?;
-                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
-                tx.commit().await?;
-                Ok(Some(cutoff))
-            })
-        })
-        .await
+        self.remove_role(user_id, role.to_string(), cutoff).await
     }
 
     async fn change_password(
@@ -458,20 +337,7 @@ impl Store for PostgresStore {
         password_hash: String,
         cutoff: UserCutoff,
     ) -> Result<UserCutoff, StoreError> {
-        self.with_client(move |client| {
-            Box::pin(async move {
-                let tx = client.transaction().await?;
-                tx.execute(
-                    "UPDATE users SET password_hash = $1 WHERE id = $2",
-                    &[&password_hash, &user_id],
-                )
-                .await?;
-                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
-                tx.commit().await?;
-                Ok(cutoff)
-            })
-        })
-        .await
+        self.replace_password(user_id, password_hash, cutoff).await
     }
 
     async fn delete_user(
@@ -479,17 +345,7 @@ impl Store for PostgresStore {
         user_id: i64,
         cutoff: UserCutoff,
     ) -> Result<UserCutoff, StoreError> {
-        self.with_client(move |client| {
-            Box::pin(async move {
-                let tx = client.transaction().await?;
-                tx.execute("DELETE FROM users WHERE id = $1", &[&user_id])
-                    .await?;
-                let cutoff = insert_cutoff_in(&tx, &cutoff).await?;
-                tx.commit().await?;
-                Ok(cutoff)
-            })
-        })
-        .await
+        self.remove_user(user_id, cutoff).await
     }
 
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
