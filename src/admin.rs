@@ -1,6 +1,7 @@
 //! `authgate users ...`: account administration straight on the database, SQLite or
-//! PostgreSQL alike: list, show, create, (de)activate, grant and revoke roles, end sessions. Running gateways pick the changes up through their revocation sync: at
-//! once with PostgreSQL (NOTIFY), within `[database] sync_interval` with SQLite.
+//! PostgreSQL alike: list, show, create, (de)activate, grant and revoke roles, end
+//! sessions. Running gateways pick the changes up through their revocation sync: at once
+//! with PostgreSQL (NOTIFY), within `[database] sync_interval` with SQLite.
 
 use serde_json::{json, Value};
 
