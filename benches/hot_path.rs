@@ -55,6 +55,7 @@ fn tokens(c: &mut Criterion) {
         user_id: 42,
         username: "bench_user",
         sid: Uuid::new_v4(),
+        roles: &[],
     };
     let token = service.issue(&subject, TokenType::Access, true, NOW, None);
     let header = format!("Bearer {token}");
@@ -103,6 +104,7 @@ fn paths(c: &mut Criterion) {
         upstream: "backend".into(),
         auth,
         rate_limit: None,
+        roles: Vec::new(),
     });
     let router = Router::new(&routes, None, |_| 0);
 
@@ -157,6 +159,7 @@ fn verified(sid: Uuid, jti: Uuid) -> VerifiedToken {
         sid,
         iat: NOW,
         exp: NOW + 3600,
+        roles: Vec::new(),
     }
 }
 
@@ -214,12 +217,14 @@ fn request_work(c: &mut Criterion) {
     let identity = IdentityHeaders::new(&IdentityConfig {
         user_id_header: "X-User-Id".into(),
         username_header: "X-User-Name".into(),
+        roles_header: "X-User-Roles".into(),
     });
     let service = token_service();
     let subject = Subject {
         user_id: 42,
         username: "bench_user",
         sid: Uuid::new_v4(),
+        roles: &[],
     };
     let token = service.issue(&subject, TokenType::Access, true, NOW, None);
     let verified = service.verify(&token, TokenType::Access, NOW).unwrap();

@@ -1,7 +1,8 @@
 //! authgate: a reverse-proxy authentication gateway on pingora. It serves the auth API
-//! (`/register`, `/login`, `/logout`, `/refresh`), checks Bearer tokens on every other
-//! route against a revocation list, injects the verified identity as headers and forwards
-//! to upstream services.
+//! (`/register`, `/login`, `/logout`, `/refresh`, and the self-service `/me` and
+//! `/password`), checks Bearer tokens (and a route's required roles) on every other route
+//! against a revocation list, injects the verified identity as headers and forwards to
+//! upstream services.
 //!
 //! [`build_server`] turns a validated [`config::Config`] into a ready pingora server; the
 //! binary and the integration tests share it.
@@ -35,6 +36,7 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
+use crate::gateway::endpoints::FORBIDDEN_REASON;
 use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
@@ -89,7 +91,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
 
     let metrics = Arc::new(Metrics::new());
     metrics.initialise_known_series(&KnownLabels {
-        auth_failure_reasons: &TokenError::REASONS,
+        auth_failure_reasons: &[&TokenError::REASONS[..], &[FORBIDDEN_REASON]].concat(),
         login_results: &AuthService::LOGIN_RESULTS,
         registration_results: &AuthService::REGISTRATION_RESULTS,
         rate_limit_scopes: &RateLimits::SCOPES,

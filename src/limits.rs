@@ -71,6 +71,8 @@ pub struct RateLimits {
     pub register: KeyedLimit<IpAddr>,
     pub login: KeyedLimit<IpAddr>,
     pub refresh: KeyedLimit<IpAddr>,
+    /// The self-service endpoints (`[account]`).
+    pub account: KeyedLimit<IpAddr>,
     /// Per route, in config order: per user on required routes, per IP on public ones.
     pub routes: Vec<RouteLimit>,
 }
@@ -84,14 +86,22 @@ pub enum RouteLimit {
 impl RateLimits {
     /// Every `scope` label of `authgate_rate_limited_total`: the per-route limits' two
     /// scopes, then the auth endpoints that have a limit of their own.
-    pub const SCOPES: [&'static str; 5] =
-        ["authenticated", "public", "register", "login", "refresh"];
+    pub const SCOPES: [&'static str; 7] = [
+        "authenticated",
+        "public",
+        "register",
+        "login",
+        "refresh",
+        "me",
+        "password",
+    ];
 
     pub fn new(config: &RateLimitsConfig, routes: &[RouteConfig]) -> Self {
         Self {
             register: KeyedLimit::new(config.register),
             login: KeyedLimit::new(config.login),
             refresh: KeyedLimit::new(config.refresh),
+            account: KeyedLimit::new(config.account),
             routes: routes
                 .iter()
                 .map(|r| match r.auth {
@@ -110,6 +120,7 @@ impl RateLimits {
         self.register.evict_idle();
         self.login.evict_idle();
         self.refresh.evict_idle();
+        self.account.evict_idle();
         for r in &self.routes {
             match r {
                 RouteLimit::PerUser(l) => l.evict_idle(),

@@ -81,17 +81,54 @@ enum UsersAction {
     Activate { username: String },
     /// End every session of an account (logout everywhere).
     RevokeSessions { username: String },
+    /// Create an account, e.g. the first admin. The password is read from standard input
+    /// (its first line), never from the command line.
+    Create {
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: it must not show in `ps`).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// A role to start with (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Grant a role; it reaches the account's tokens at its next login or refresh.
+    Grant { username: String, role: String },
+    /// Revoke a role; every session of the account ends at once, on every gateway.
+    RevokeRole { username: String, role: String },
 }
 
-impl From<UsersAction> for UserCommand {
-    fn from(a: UsersAction) -> Self {
-        match a {
+impl UsersAction {
+    /// The admin command; `create` reads its password from the first line of `stdin`.
+    fn into_command(self, mut stdin: impl std::io::BufRead) -> anyhow::Result<UserCommand> {
+        Ok(match self {
             UsersAction::List => UserCommand::List,
             UsersAction::Show { username } => UserCommand::Show(username),
             UsersAction::Deactivate { username } => UserCommand::Deactivate(username),
             UsersAction::Activate { username } => UserCommand::Activate(username),
             UsersAction::RevokeSessions { username } => UserCommand::RevokeSessions(username),
-        }
+            UsersAction::Grant { username, role } => UserCommand::Grant { username, role },
+            UsersAction::RevokeRole { username, role } => {
+                UserCommand::RevokeRole { username, role }
+            }
+            UsersAction::Create {
+                username,
+                email,
+                password_stdin: _,
+                roles,
+            } => {
+                let mut line = String::new();
+                stdin.read_line(&mut line)?;
+                UserCommand::Create {
+                    username,
+                    email,
+                    password: line.trim_end_matches(['\r', '\n']).to_string(),
+                    roles,
+                }
+            }
+        })
     }
 }
 
@@ -220,7 +257,11 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run_gateway(&config),
-        Command::Users { json, action } => print_outcome(run_users(&config, action.into(), json)),
+        Command::Users { json, action } => print_outcome(
+            action
+                .into_command(std::io::stdin().lock())
+                .and_then(|command| run_users(&config, command, json)),
+        ),
         Command::Backup { path } => print_outcome(run_backup(&config, &path)),
         Command::Migrate { .. } => ExitCode::FAILURE,
     }

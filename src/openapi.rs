@@ -29,6 +29,8 @@ mod tests {
             "/logout/all",
             "/refresh",
             "/auth/verify",
+            "/me",
+            "/password",
             OPENAPI_PATH,
             "/metrics",
             "/healthz",

@@ -36,6 +36,11 @@ fn shipped_default_config_has_the_documented_values() {
     assert_eq!(c.tokens.leeway.as_secs(), 5);
     assert!(c.tokens.secret.is_none());
     assert_eq!(c.identity.user_id_header, "X-User-Id");
+    assert_eq!(c.identity.roles_header, "X-User-Roles");
+    assert_eq!(c.account.me_path.as_deref(), Some("/me"));
+    assert_eq!(c.account.password_path.as_deref(), Some("/password"));
+    assert_eq!(c.rate_limits.account.count, 60);
+    assert!(c.routes[0].roles.is_empty());
     assert_eq!(c.rate_limits.register.count, 10);
     assert_eq!(c.rate_limits.register.period.as_secs(), 300);
     assert_eq!(c.routes[0].prefix, "/protected");
@@ -77,6 +82,16 @@ fn bad_configs_name_the_key() {
         (
             "[server]\ntrusted_proxies = [\"not-a-net\"]\n",
             "server.trusted_proxies",
+        ),
+        (
+            "[identity]\nroles_header = \"x_user_id\"\n",
+            "identity.roles_header",
+        ),
+        ("[rate_limits]\naccount = \"0/1m\"\n", "rate_limits.account"),
+        ("[account]\nme_path = \"/login\"\n", "account.me_path"),
+        (
+            "[account]\npassword_path = \"pw\"\n",
+            "account.password_path",
         ),
     ];
     for (toml, key) in cases {

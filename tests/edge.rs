@@ -305,6 +305,7 @@ fn a_fresh_gateway_exports_every_known_series_at_zero() {
         "authgate_auth_failures_total{reason=\"expired\"}",
         "authgate_auth_failures_total{reason=\"revoked\"}",
         "authgate_auth_failures_total{reason=\"wrong_type\"}",
+        "authgate_auth_failures_total{reason=\"forbidden\"}",
         "authgate_logins_total{result=\"success\"}",
         "authgate_logins_total{result=\"invalid_credentials\"}",
         "authgate_logins_total{result=\"throttled\"}",

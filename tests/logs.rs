@@ -62,6 +62,35 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
     assert_eq!(with_token(addr, "POST", "/refresh", &refresh).status, 200);
     assert_eq!(with_token(addr, "POST", "/logout", &access).status, 200);
     assert_eq!(with_token(addr, "GET", "/protected", &access).status, 401);
+    // Self-service: a wrong and a right password change, then the account's deletion.
+    let again = post_json(
+        addr,
+        "/login",
+        &json!({"username": "logme", "password": password}),
+    );
+    let session = again.json()["access_token"].as_str().unwrap().to_string();
+    let new_password = "N3w secret pässword";
+    let change = |current: &str, token: &str| {
+        send(
+            addr,
+            "POST",
+            "/password",
+            &[("Authorization", &format!("Bearer {token}"))],
+            Some(&json!({"current_password": current, "new_password": new_password}).to_string()),
+        )
+    };
+    assert_eq!(change("wrong password 2", &session).status, 401);
+    let changed = change(password, &session);
+    assert_eq!(changed.status, 200, "{}", changed.text());
+    let fresh = changed.json()["access_token"].as_str().unwrap().to_string();
+    let deleted = send(
+        addr,
+        "DELETE",
+        "/me",
+        &[("Authorization", &format!("Bearer {fresh}"))],
+        Some(&json!({"password": new_password}).to_string()),
+    );
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
     // A graceful stop: every line queued for the log writer is written before exit.
     let stopped = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
@@ -87,8 +116,12 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
     for secret in [
         password,
         "wrong password 1",
+        "wrong password 2",
+        new_password,
         access.as_str(),
         refresh.as_str(),
+        session.as_str(),
+        fresh.as_str(),
         "Bearer",
     ] {
         assert!(!stderr.contains(secret), "the logs contain {secret:?}");
@@ -99,7 +132,7 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
         "the last line is written at shutdown"
     );
     let access_events: Vec<&Value> = events.iter().filter(|e| e["target"] == "access").collect();
-    assert_eq!(access_events.len(), 6, "one access event per request");
+    assert_eq!(access_events.len(), 10, "one access event per request");
     let proxied = access_events
         .iter()
         .find(|e| e["status"] == 200 && e["path"] == "/protected")
@@ -120,6 +153,9 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
         "refresh",
         "logout",
         "revoked_token_presented",
+        "password_check_failed",
+        "password_changed",
+        "account_deleted",
     ] {
         assert!(
             audit.contains(&expected),

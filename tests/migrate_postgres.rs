@@ -1,6 +1,7 @@
 //! `authgate migrate --from sqlite:///… --to postgres://…`: a single gateway's SQLite
 //! database moves to PostgreSQL and a gateway on it carries on where the old one stopped:
-//! the same accounts and ids, the same revoked sessions, the same spent refresh tokens.
+//! the same accounts, ids and roles, the same revoked sessions, the same spent refresh
+//! tokens.
 //! Needs `AUTHGATE_TEST_POSTGRES`.
 
 mod common;
@@ -60,6 +61,9 @@ fn an_sqlite_database_moves_to_postgres_with_ids_revocations_and_spent_tokens() 
     assert_eq!(rotated.status, 200);
     old.db()
         .execute("UPDATE users SET active = false WHERE username = 'carol'");
+    // Roles, granted the way an operator does.
+    common::cli::authgate_ok(&old, &["users", "grant", "alice", "ops"], None);
+    common::cli::authgate_ok(&old, &["users", "grant", "alice", "admin"], None);
     old.stop();
 
     let target = TestDatabase::create_postgres(&server);
@@ -115,6 +119,11 @@ fn an_sqlite_database_moves_to_postgres_with_ids_revocations_and_spent_tokens() 
     assert_eq!(
         with_token(gw.addr, "GET", "/protected", &field(&login, "access_token")).status,
         200
+    );
+    assert_eq!(
+        up.last().header_values("x-user-roles"),
+        vec!["admin,ops"],
+        "the roles came along"
     );
 
     let (ok, _, err) = migrate(&target.url(), &target.url());

@@ -26,12 +26,16 @@ pub enum AuthError {
     EmailTaken,
     #[error("Username and password required")]
     EmptyCredentials,
+    #[error("Password required")]
+    PasswordRequired,
     #[error("Invalid credentials")]
     InvalidCredentials,
     #[error("Account is deactivated")]
     Deactivated,
     #[error("User not found")]
     UserNotFound,
+    #[error("Forbidden: insufficient role")]
+    Forbidden,
     #[error("Request body too large")]
     BodyTooLarge,
     #[error("Rate limit exceeded. Try again later.")]
@@ -94,10 +98,11 @@ impl AuthError {
         use AuthError::*;
         match self {
             MissingJson | MissingFields(_) | InvalidUsername | InvalidEmail | WeakPassword
-            | PasswordTooLong | EmptyCredentials => StatusCode::BAD_REQUEST,
+            | PasswordTooLong | EmptyCredentials | PasswordRequired => StatusCode::BAD_REQUEST,
             UsernameTaken | EmailTaken => StatusCode::CONFLICT,
             InvalidCredentials | Deactivated | Token(_) => StatusCode::UNAUTHORIZED,
             UserNotFound => StatusCode::NOT_FOUND,
+            Forbidden => StatusCode::FORBIDDEN,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
             Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,

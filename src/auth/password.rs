@@ -23,6 +23,15 @@ fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
+/// Hashes one password on the calling thread: for the command line, which has no event
+/// loop to keep free. Same parameters as the pool's hashes.
+pub fn hash_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+}
+
 /// Hashes and verifies passwords on at most `threads` threads with at most `queue` waiting.
 pub struct PasswordHasher {
     /// Admission: running plus waiting. A failed `try_acquire` is the 503.

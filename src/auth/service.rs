@@ -109,13 +109,14 @@ impl AuthService {
     }
 
     /// Issues the access/refresh pair of a new login session.
-    fn session_reply(&self, user: &User, status: StatusCode, msg: &str) -> Reply {
+    pub(super) fn session_reply(&self, user: &User, status: StatusCode, msg: &str) -> Reply {
         let now = self.revocations.issue_time(user.id, now_secs());
         let sid = Uuid::new_v4();
         let subject = Subject {
             user_id: user.id,
             username: &user.username,
             sid,
+            roles: &user.roles,
         };
         let access = self
             .tokens
@@ -179,6 +180,7 @@ impl AuthService {
                 username: input.username,
                 email: input.email,
                 password_hash,
+                roles: Vec::new(),
             })
             .await
             .map_err(store_error)?;

@@ -53,16 +53,22 @@ impl AuthService {
         })
     }
 
-    /// Revokes every token of `user_id` issued up to now (logout everywhere, deactivation).
-    pub async fn revoke_all_sessions(&self, user_id: i64) -> Result<(), AuthError> {
+    /// A cutoff that ends every token of `user_id` issued up to now.
+    pub(super) fn cutoff_now(&self, user_id: i64) -> UserCutoff {
         let now = now_secs();
-        let cutoff = UserCutoff {
+        UserCutoff {
             user_id,
             not_before: now,
             expires_at: self.revocation_horizon(now),
-        };
-        self.store
-            .revoke_user_sessions(cutoff.clone())
+        }
+    }
+
+    /// Revokes every token of `user_id` issued up to now (logout everywhere, deactivation).
+    pub async fn revoke_all_sessions(&self, user_id: i64) -> Result<(), AuthError> {
+        let cutoff = self.cutoff_now(user_id);
+        let cutoff = self
+            .store
+            .revoke_user_sessions(cutoff)
             .await
             .map_err(store_error)?;
         self.revocations.insert_cutoff(&cutoff);
@@ -127,6 +133,7 @@ impl AuthService {
             user_id: user.id,
             username: &user.username,
             sid: token.sid,
+            roles: &user.roles,
         };
         let access = self
             .tokens

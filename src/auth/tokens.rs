@@ -37,6 +37,9 @@ pub struct Claims {
     pub aud: String,
     #[serde(default)]
     pub fresh: bool,
+    /// The user's roles when the token was issued; absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// Whom a token is issued to, in which login session.
@@ -45,6 +48,7 @@ pub struct Subject<'a> {
     pub user_id: i64,
     pub username: &'a str,
     pub sid: Uuid,
+    pub roles: &'a [String],
 }
 
 /// What a verified token says about its bearer.
@@ -57,6 +61,7 @@ pub struct VerifiedToken {
     pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
+    pub roles: Vec<String>,
 }
 
 /// Signs and checks tokens with one key.
@@ -155,6 +160,7 @@ impl TokenService {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             fresh,
+            roles: subject.roles.to_vec(),
         };
         // HMAC signing of a serialisable struct cannot fail.
         jsonwebtoken::encode(&self.header, &claims, &self.encoding)
@@ -201,6 +207,12 @@ impl TokenService {
             .map_err(|_| TokenError::Invalid("Invalid subject"))?;
         let jti = Uuid::parse_str(&c.jti).map_err(|_| TokenError::Invalid("Invalid token id"))?;
         let sid = Uuid::parse_str(&c.sid).map_err(|_| TokenError::Invalid("Invalid session id"))?;
+        // They become a header value upstream: only names authgate could have granted.
+        if c.roles.len() > super::roles::MAX_ROLES
+            || !c.roles.iter().all(|r| super::roles::is_valid_role(r))
+        {
+            return Err(TokenError::Invalid("Invalid roles claim"));
+        }
         Ok(VerifiedToken {
             user_id,
             username: c.username,
@@ -209,6 +221,7 @@ impl TokenService {
             sid,
             iat: c.iat,
             exp: c.exp,
+            roles: c.roles,
         })
     }
 }
@@ -269,6 +282,7 @@ mod tests {
             user_id: 42,
             username: "alice",
             sid,
+            roles: &[],
         };
         let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
         let v = s.verify(&t, TokenType::Access, 1_000_010).unwrap();
@@ -286,6 +300,7 @@ mod tests {
             user_id: 1,
             username: "a",
             sid: Uuid::new_v4(),
+            roles: &[],
         };
         let good = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
         let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&good)
@@ -308,6 +323,7 @@ mod tests {
             user_id: 1,
             username: "a",
             sid: Uuid::new_v4(),
+            roles: &[],
         };
         let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
         assert!(s.verify(&t, TokenType::Access, 1_003_604).is_ok());
@@ -319,5 +335,33 @@ mod tests {
             s.verify(&t, TokenType::Access, 999_000),
             Err(TokenError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn roles_travel_in_a_claim_that_is_absent_when_empty() {
+        let s = service();
+        let roles = vec!["admin".to_string(), "ops".to_string()];
+        let mut subject = Subject {
+            user_id: 1,
+            username: "a",
+            sid: Uuid::new_v4(),
+            roles: &roles,
+        };
+        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        assert_eq!(
+            s.verify(&t, TokenType::Access, 1_000_010).unwrap().roles,
+            roles
+        );
+        subject.roles = &[];
+        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let payload = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
+            .unwrap()
+            .claims;
+        assert!(payload.get("roles").is_none(), "{payload}");
+        assert!(s
+            .verify(&t, TokenType::Access, 1_000_010)
+            .unwrap()
+            .roles
+            .is_empty());
     }
 }

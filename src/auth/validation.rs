@@ -95,6 +95,39 @@ pub fn credentials(body: &Map<String, Value>) -> Result<Credentials, AuthError> 
     Ok(Credentials { username, password })
 }
 
+/// A non-empty string field named `name` that [`require`] found present.
+fn password_field(body: &Map<String, Value>, name: &str) -> Result<String, AuthError> {
+    string_field(body, name)
+        .filter(|p| !p.is_empty())
+        .ok_or(AuthError::PasswordRequired)
+}
+
+/// A checked `POST /password` body.
+#[derive(Debug)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Checks a `POST /password` body: both fields, then the new password's strength, which
+/// follows the registration rules.
+pub fn password_change(body: &Map<String, Value>) -> Result<PasswordChange, AuthError> {
+    require(body, &["current_password", "new_password"])?;
+    let current_password = password_field(body, "current_password")?;
+    let new_password = string_field(body, "new_password").ok_or(AuthError::WeakPassword)?;
+    check_password(&new_password)?;
+    Ok(PasswordChange {
+        current_password,
+        new_password,
+    })
+}
+
+/// Checks a `DELETE /me` body: the account's password, present and non-empty.
+pub fn account_deletion(body: &Map<String, Value>) -> Result<String, AuthError> {
+    require(body, &["password"])?;
+    password_field(body, "password")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -73,6 +73,7 @@ mod tests {
             sid: uuid::Uuid::new_v4(),
             iat: 0,
             exp,
+            roles: Vec::new(),
         })
     }
 

@@ -27,6 +27,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub forward_auth: ForwardAuthFile,
     #[serde(default)]
+    pub account: AccountFile,
+    #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default)]
     pub routes: Vec<RouteFile>,
@@ -121,6 +123,7 @@ impl Default for TokensFile {
 pub struct IdentityFile {
     pub user_id_header: String,
     pub username_header: String,
+    pub roles_header: String,
 }
 
 impl Default for IdentityFile {
@@ -128,6 +131,7 @@ impl Default for IdentityFile {
         Self {
             user_id_header: "X-User-Id".into(),
             username_header: "X-User-Name".into(),
+            roles_header: "X-User-Roles".into(),
         }
     }
 }
@@ -163,6 +167,7 @@ pub struct RateLimitsFile {
     pub login_failures: String,
     pub authenticated: String,
     pub public: String,
+    pub account: String,
 }
 
 impl Default for RateLimitsFile {
@@ -174,6 +179,7 @@ impl Default for RateLimitsFile {
             login_failures: "5/15m".into(),
             authenticated: "6000/1m".into(),
             public: "3000/1m".into(),
+            account: "60/5m".into(),
         }
     }
 }
@@ -216,6 +222,23 @@ impl Default for ForwardAuthFile {
     }
 }
 
+/// `[account]`: the self-service endpoints, each path empty to turn it off.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountFile {
+    pub me_path: String,
+    pub password_path: String,
+}
+
+impl Default for AccountFile {
+    fn default() -> Self {
+        Self {
+            me_path: "/me".into(),
+            password_path: "/password".into(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogFile {
@@ -253,6 +276,9 @@ pub struct RouteFile {
     #[serde(default = "default_auth")]
     pub auth: String,
     pub rate_limit: Option<String>,
+    /// Any one of these roles lets a request through (auth = "required" only).
+    #[serde(default)]
+    pub roles: Vec<String>,
 }
 
 fn default_auth() -> String {

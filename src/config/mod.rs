@@ -1,6 +1,7 @@
 //! Configuration: the TOML file format (`file`), the environment overlay (`env`), and the
 //! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`).
 
+mod account;
 mod cors;
 mod database;
 mod env;

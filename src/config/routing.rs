@@ -27,6 +27,8 @@ pub struct RouteConfig {
     pub upstream: String,
     pub auth: AuthMode,
     pub rate_limit: Option<RateSpec>,
+    /// Any one of these lets a request through; empty: any valid token does.
+    pub roles: Vec<String>,
 }
 
 pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfig, ConfigError> {
@@ -104,10 +106,25 @@ pub(super) fn route(
         .as_deref()
         .map(|r| parse_rate(&key("rate_limit"), r))
         .transpose()?;
+    for role in &file.roles {
+        if !crate::auth::roles::is_valid_role(role) {
+            return Err(ConfigError::invalid(
+                &key("roles"),
+                crate::auth::roles::RoleError::InvalidName(role.clone()).to_string(),
+            ));
+        }
+    }
+    if !file.roles.is_empty() && auth != AuthMode::Required {
+        return Err(ConfigError::invalid(
+            &key("roles"),
+            "needs auth = \"required\": a public route checks no token",
+        ));
+    }
     Ok(RouteConfig {
         prefix,
         upstream: file.upstream,
         auth,
         rate_limit,
+        roles: file.roles,
     })
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use super::account::account;
+pub use super::account::AccountConfig;
 use super::cors::cors;
 pub use super::cors::CorsConfig;
 pub use super::database::{
@@ -17,7 +19,7 @@ use super::file::FileConfig;
 use super::routing::{route, upstream};
 pub use super::routing::{AuthMode, RouteConfig, UpstreamConfig};
 pub use super::values::parse_rate;
-use super::values::{duration, header_name, socket_addr};
+use super::values::{duration, endpoint_path, header_name, socket_addr};
 
 /// Everything the gateway needs, checked.
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub struct Config {
     pub log: LogConfig,
     pub cors: CorsConfig,
     pub forward_auth: ForwardAuthConfig,
+    pub account: AccountConfig,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
 }
@@ -71,6 +74,8 @@ pub struct TokenConfig {
 pub struct IdentityConfig {
     pub user_id_header: String,
     pub username_header: String,
+    /// The verified roles, comma-separated.
+    pub roles_header: String,
 }
 
 #[derive(Debug, Clone)]
@@ -100,6 +105,8 @@ pub struct RateLimitsConfig {
     pub login_failures: RateSpec,
     pub authenticated: RateSpec,
     pub public: RateSpec,
+    /// The self-service endpoints (`[account]`), per client IP.
+    pub account: RateSpec,
 }
 
 /// The forward-auth endpoint for other proxies (nginx `auth_request` and the like).
@@ -221,7 +228,19 @@ impl TryFrom<FileConfig> for Config {
                 "identity.username_header",
                 &file.identity.username_header,
             )?,
+            roles_header: header_name("identity.roles_header", &file.identity.roles_header)?,
         };
+        // Compared the way they are stripped: any case, `_` for `-`.
+        let fold = |h: &str| h.to_ascii_lowercase().replace('_', "-");
+        if fold(&identity.roles_header) == fold(&identity.user_id_header)
+            || fold(&identity.roles_header) == fold(&identity.username_header)
+            || fold(&identity.user_id_header) == fold(&identity.username_header)
+        {
+            return Err(ConfigError::invalid(
+                "identity.roles_header",
+                "the identity headers must have three different names",
+            ));
+        }
 
         let l = file.limits;
         if l.max_body_bytes == 0 {
@@ -259,6 +278,7 @@ impl TryFrom<FileConfig> for Config {
             login_failures: parse_rate("rate_limits.login_failures", &r.login_failures)?,
             authenticated: parse_rate("rate_limits.authenticated", &r.authenticated)?,
             public: parse_rate("rate_limits.public", &r.public)?,
+            account: parse_rate("rate_limits.account", &r.account)?,
         };
 
         let log = LogConfig {
@@ -277,23 +297,9 @@ impl TryFrom<FileConfig> for Config {
 
         let cors = cors(file.cors)?;
         let forward_auth = ForwardAuthConfig {
-            path: match file.forward_auth.path.as_str() {
-                "" => None,
-                p if p.starts_with('/')
-                    && !p.contains("//")
-                    && !p.contains('%')
-                    && !p.split('/').any(|s| s == "." || s == "..") =>
-                {
-                    Some(p.to_string())
-                }
-                p => {
-                    return Err(ConfigError::invalid(
-                        "forward_auth.path",
-                        format!("{p:?} must be a normalised path starting with '/', or empty"),
-                    ))
-                }
-            },
+            path: endpoint_path("forward_auth.path", &file.forward_auth.path)?,
         };
+        let account = account(file.account, forward_auth.path.as_deref())?;
 
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();
@@ -330,6 +336,7 @@ impl TryFrom<FileConfig> for Config {
             log,
             cors,
             forward_auth,
+            account,
             upstreams,
             routes,
         })

@@ -43,3 +43,22 @@ pub(super) fn header_name(key: &str, value: &str) -> Result<String, ConfigError>
         .map_err(|_| ConfigError::invalid(key, format!("{value:?} is not a valid header name")))?;
     Ok(value.to_string())
 }
+
+/// A path the gateway serves itself: normalised and starting with '/', or empty (`None`,
+/// the endpoint is off).
+pub(super) fn endpoint_path(key: &str, value: &str) -> Result<Option<String>, ConfigError> {
+    match value {
+        "" => Ok(None),
+        p if p.starts_with('/')
+            && !p.contains("//")
+            && !p.contains('%')
+            && !p.split('/').any(|s| s == "." || s == "..") =>
+        {
+            Ok(Some(p.to_string()))
+        }
+        p => Err(ConfigError::invalid(
+            key,
+            format!("{p:?} must be a normalised path starting with '/', or empty"),
+        )),
+    }
+}

@@ -1,5 +1,6 @@
-//! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
-//! method and rate-limit checks, a capped body read, then the auth service.
+//! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`, and
+//! the forward-auth check; the self-service ones are in `account_endpoints`): method and
+//! rate-limit checks, a capped body read, then the auth service.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 
 use super::respond::JsonResponse;
@@ -38,7 +40,7 @@ pub fn auth_error(e: &AuthError) -> JsonResponse {
     }
 }
 
-fn reply(r: Reply) -> JsonResponse {
+pub(super) fn reply(r: Reply) -> JsonResponse {
     let mut resp = JsonResponse::new(r.status, r.body);
     resp.no_store = r.carries_token;
     resp
@@ -47,8 +49,8 @@ fn reply(r: Reply) -> JsonResponse {
 /// Reads the request body, refusing (413) past `max` bytes without reading further, and
 /// (408) when the whole body takes longer than `deadline`: a client dribbling bytes must
 /// not hold a worker.
-async fn read_body(
-    session: &mut Session,
+pub(super) async fn read_body(
+    session: &mut ServerSession,
     max: usize,
     deadline: Duration,
 ) -> Result<BytesMut, JsonResponse> {
@@ -78,7 +80,7 @@ async fn read_body(
 }
 
 /// The body, chunk by chunk, up to `max` bytes.
-async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, JsonResponse> {
+async fn read_capped(session: &mut ServerSession, max: usize) -> Result<BytesMut, JsonResponse> {
     let mut body = BytesMut::new();
     loop {
         match session.read_request_body().await {
@@ -108,7 +110,7 @@ async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, Json
 /// JSON bodies only; a missing Content-Type is given the benefit of the doubt. Any other
 /// type gets the contract's 400 `Missing JSON in request`, as the original service answered
 /// (its `request.get_json()` saw no JSON), so a client checking for 400 keeps working.
-fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
+pub(super) fn check_content_type(session: &ServerSession) -> Result<(), JsonResponse> {
     let Some(value) = session.req_header().headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
@@ -144,7 +146,12 @@ async fn handle(
             Endpoint::Register => Some(&gw.limits.register),
             Endpoint::Login => Some(&gw.limits.login),
             Endpoint::Refresh => Some(&gw.limits.refresh),
-            Endpoint::Logout | Endpoint::LogoutAll | Endpoint::Verify | Endpoint::OpenApi => None,
+            Endpoint::Logout
+            | Endpoint::LogoutAll
+            | Endpoint::Verify
+            | Endpoint::Me
+            | Endpoint::Password
+            | Endpoint::OpenApi => None,
         };
         if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
             gw.metrics
@@ -171,7 +178,7 @@ async fn handle(
             auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
                 .await
         }
-        Endpoint::Verify | Endpoint::OpenApi => {
+        Endpoint::Verify | Endpoint::Me | Endpoint::Password | Endpoint::OpenApi => {
             unreachable!("answered before the body is read")
         }
         Endpoint::Logout => {
@@ -186,29 +193,47 @@ async fn handle(
     result.map(reply).map_err(|e| refused(gw, &e))
 }
 
+/// The `reason` label of a valid token refused by a route's roles.
+pub const FORBIDDEN_REASON: &str = "forbidden";
+
 /// The answer to a failed auth check, counted by reason when a token was refused.
 pub fn refused(gw: &Gateway, e: &AuthError) -> JsonResponse {
-    if let AuthError::Token(t) = e {
+    let reason = match e {
+        AuthError::Token(t) => Some(t.reason()),
+        AuthError::Forbidden => Some(FORBIDDEN_REASON),
+        _ => None,
+    };
+    if let Some(reason) = reason {
         gw.metrics
             .auth_failures_total
-            .with_label_values(&[t.reason()])
+            .with_label_values(&[reason])
             .inc();
     }
     auth_error(e)
 }
 
-/// The forward-auth check: 204 with the identity headers for a valid access token, else
-/// the contract's 401. Any method, so the calling proxy may pass the original one on.
+/// The forward-auth check: 204 with the identity headers for a valid access token holding
+/// one of the roles the URL's `?roles=` asks for (if any), else the contract's 401 or
+/// 403 `Forbidden: insufficient role`. Any method, so the calling proxy may pass the
+/// original one on.
 fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
+    let required = match super::policy::roles_from_query(session.req_header().uri.query()) {
+        Ok(roles) => roles,
+        Err(e) => return JsonResponse::error(StatusCode::BAD_REQUEST, format!("Bad request: {e}")),
+    };
     let authorization = session.req_header().headers.get_all(AUTHORIZATION);
-    match gw
+    let verified = gw
         .auth
         .verify_access(authorization.iter().map(|v| v.as_bytes()))
-    {
+        .and_then(|token| super::policy::require_roles(&required, token));
+    match verified {
         Ok(token) => {
             let mut resp = JsonResponse::new(StatusCode::NO_CONTENT, serde_json::Value::Null)
                 .header(gw.identity.user_id_name(), token.user_id.to_string())
                 .header(gw.identity.username_name(), token.username.as_str());
+            if let Some(roles) = super::identity::IdentityHeaders::roles_value(&token) {
+                resp = resp.header(gw.identity.roles_name(), roles);
+            }
             resp.empty_body = true;
             resp
         }
@@ -242,6 +267,9 @@ pub async fn serve(
     }
     if endpoint == Endpoint::OpenApi {
         return openapi(gw, session);
+    }
+    if matches!(endpoint, Endpoint::Me | Endpoint::Password) {
+        return super::account_endpoints::serve(gw, session, endpoint, client_ip).await;
     }
     handle(gw, session, endpoint, client_ip)
         .await

@@ -35,6 +35,7 @@ fn is_framing_alias(name: &str) -> bool {
 pub struct IdentityHeaders {
     user_id: Bytes,
     username: Bytes,
+    roles: Bytes,
 }
 
 /// Header names compare equal ignoring case and `_` versus `-`, as several servers
@@ -59,7 +60,17 @@ impl IdentityHeaders {
         Self {
             user_id: Bytes::from(config.user_id_header.clone()),
             username: Bytes::from(config.username_header.clone()),
+            roles: Bytes::from(config.roles_header.clone()),
         }
+    }
+
+    pub fn roles_name(&self) -> &str {
+        std::str::from_utf8(&self.roles).unwrap_or_default()
+    }
+
+    /// The roles header's value (`admin,ops`), `None` when the token carries no role.
+    pub fn roles_value(token: &VerifiedToken) -> Option<String> {
+        (!token.roles.is_empty()).then(|| token.roles.join(","))
     }
 
     pub fn user_id_name(&self) -> &str {
@@ -71,7 +82,9 @@ impl IdentityHeaders {
     }
 
     fn is_identity(&self, name: &str) -> bool {
-        same_header(name.as_bytes(), &self.user_id) || same_header(name.as_bytes(), &self.username)
+        same_header(name.as_bytes(), &self.user_id)
+            || same_header(name.as_bytes(), &self.username)
+            || same_header(name.as_bytes(), &self.roles)
     }
 
     /// Removes every client-supplied spelling of the identity headers, and the `_`
@@ -115,6 +128,10 @@ impl IdentityHeaders {
         req.insert_header(self.user_id.clone(), HeaderValue::from(token.user_id))?;
         // Usernames are validated to `[A-Za-z0-9_]`, always a valid header value.
         req.insert_header(self.username.clone(), token.username.as_str())?;
+        // Role names are checked to `[a-z0-9_-]` when a token is verified.
+        if let Some(roles) = Self::roles_value(token) {
+            req.insert_header(self.roles.clone(), roles)?;
+        }
         Ok(())
     }
 }
@@ -127,6 +144,7 @@ mod tests {
         IdentityHeaders::new(&IdentityConfig {
             user_id_header: "X-User-Id".into(),
             username_header: "X-User-Name".into(),
+            roles_header: "X-User-Roles".into(),
         })
     }
 
@@ -139,6 +157,8 @@ mod tests {
             "X_User_Id",
             "X-USER-NAME",
             "x_user_name",
+            "X-User-Roles",
+            "x_user_roles",
         ] {
             req.append_header(name.to_string(), "1").unwrap();
         }
@@ -165,6 +185,7 @@ mod tests {
             sid: uuid::Uuid::new_v4(),
             iat: 0,
             exp: 0,
+            roles: Vec::new(),
         };
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("x-user-id", "999").unwrap();
@@ -173,5 +194,18 @@ mod tests {
         req.header_to_h1_wire(&mut wire);
         let wire = String::from_utf8(wire).unwrap();
         assert_eq!(wire, "X-User-Id: 42\r\nX-User-Name: alice\r\n");
+
+        let token = VerifiedToken {
+            roles: vec!["admin".into(), "ops".into()],
+            ..token
+        };
+        let mut req = RequestHeader::build("GET", b"/", None).unwrap();
+        headers().inject(&mut req, &token).unwrap();
+        let mut wire = Vec::new();
+        req.header_to_h1_wire(&mut wire);
+        assert_eq!(
+            String::from_utf8(wire).unwrap(),
+            "X-User-Id: 42\r\nX-User-Name: alice\r\nX-User-Roles: admin,ops\r\n"
+        );
     }
 }

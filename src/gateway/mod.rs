@@ -3,6 +3,7 @@
 //! headers, security headers, and one access-log event with metrics at the end.
 
 pub mod access_log;
+pub mod account_endpoints;
 pub mod client_ip;
 mod context;
 pub mod cors;
@@ -11,6 +12,7 @@ pub mod header_deadline;
 pub mod health_check;
 pub mod identity;
 pub mod path;
+pub mod policy;
 pub mod respond;
 pub mod router;
 pub mod upstreams;
@@ -70,7 +72,8 @@ impl Gateway {
         let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
             names.iter().position(|n| *n == name).unwrap_or(0)
         })
-        .with_openapi(config.server.openapi);
+        .with_openapi(config.server.openapi)
+        .with_account_paths(&config.account);
         let openapi = config.server.openapi.then(|| {
             crate::openapi::document().expect("api/openapi.yaml is checked by a unit test")
         });
@@ -193,7 +196,10 @@ impl ProxyHttp for Gateway {
         };
         ctx.route = Some(route.clone());
         if route.auth == AuthMode::Required {
-            match self.authenticate(session) {
+            match self
+                .authenticate(session)
+                .and_then(|t| policy::require_roles(&route.roles, t))
+            {
                 Ok(token) => ctx.identity = Some(token),
                 Err(e) => {
                     return self

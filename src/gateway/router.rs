@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::config::{AuthMode, RouteConfig};
+use crate::config::{AccountConfig, AuthMode, RouteConfig};
 
 /// Where the OpenAPI document is served when `[server] openapi = true`.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -20,11 +20,15 @@ pub enum Endpoint {
     Verify,
     /// The OpenAPI document (`[server] openapi = true`).
     OpenApi,
+    /// `GET`/`DELETE` of the caller's own account (`[account] me_path`).
+    Me,
+    /// `POST`: the caller changes their password (`[account] password_path`).
+    Password,
 }
 
 impl Endpoint {
     /// Every endpoint, in discriminant order.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::Logout,
@@ -32,6 +36,8 @@ impl Endpoint {
         Endpoint::Refresh,
         Endpoint::Verify,
         Endpoint::OpenApi,
+        Endpoint::Me,
+        Endpoint::Password,
     ];
 
     fn from_path(path: &str) -> Option<Self> {
@@ -55,6 +61,8 @@ impl Endpoint {
             Endpoint::Refresh => "refresh",
             Endpoint::Verify => "verify",
             Endpoint::OpenApi => "openapi",
+            Endpoint::Me => "me",
+            Endpoint::Password => "password",
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct Route {
     pub prefix: String,
     pub auth: AuthMode,
     pub upstream: usize,
+    /// Any one of these roles lets a request through; empty: any valid token.
+    pub roles: Vec<String>,
     /// Position in the config, used to find per-route state (rate limits, metrics).
     pub index: usize,
 }
@@ -92,6 +102,8 @@ pub struct Router {
     verify_path: Option<String>,
     /// Whether `/openapi.json` is the gateway's own (else it is routed like any path).
     openapi: bool,
+    /// The self-service endpoints' paths (`[account]`), each `None` when off.
+    account_paths: [(Option<String>, Endpoint); 2],
 }
 
 impl Router {
@@ -109,6 +121,7 @@ impl Router {
                     prefix: r.prefix.clone(),
                     auth: r.auth,
                     upstream: upstream_index(&r.upstream),
+                    roles: r.roles.clone(),
                     index,
                 })
             })
@@ -118,12 +131,22 @@ impl Router {
             routes,
             verify_path,
             openapi: false,
+            account_paths: [(None, Endpoint::Me), (None, Endpoint::Password)],
         }
     }
 
     /// Serves `/openapi.json` itself when `enabled`.
     pub fn with_openapi(mut self, enabled: bool) -> Self {
         self.openapi = enabled;
+        self
+    }
+
+    /// Serves the self-service endpoints at the paths `[account]` gives.
+    pub fn with_account_paths(mut self, account: &AccountConfig) -> Self {
+        self.account_paths = [
+            (account.me_path.clone(), Endpoint::Me),
+            (account.password_path.clone(), Endpoint::Password),
+        ];
         self
     }
 
@@ -136,6 +159,13 @@ impl Router {
         }
         if self.openapi && path == OPENAPI_PATH {
             return Target::Endpoint(Endpoint::OpenApi);
+        }
+        if let Some((_, endpoint)) = self
+            .account_paths
+            .iter()
+            .find(|(p, _)| p.as_deref() == Some(path))
+        {
+            return Target::Endpoint(*endpoint);
         }
         self.routes
             .iter()
@@ -154,6 +184,7 @@ mod tests {
             upstream: "u".into(),
             auth,
             rate_limit: None,
+            roles: Vec::new(),
         };
         Router::new(
             &[
@@ -164,6 +195,10 @@ mod tests {
             Some("/auth/verify".into()),
             |_| 0,
         )
+        .with_account_paths(&AccountConfig {
+            me_path: Some("/me".into()),
+            password_path: None,
+        })
     }
 
     fn prefix(t: Target) -> String {
@@ -204,5 +239,11 @@ mod tests {
             router().resolve("/auth/verify"),
             Target::Endpoint(Endpoint::Verify)
         ));
+        assert!(matches!(
+            router().resolve("/me"),
+            Target::Endpoint(Endpoint::Me)
+        ));
+        // Turned off: the path belongs to the routes again.
+        assert!(matches!(router().resolve("/password"), Target::Route(_)));
     }
 }

@@ -47,6 +47,8 @@ pub struct User {
     pub password_hash: String,
     pub active: bool,
     pub created_at: i64,
+    /// Sorted, each at most once.
+    pub roles: Vec<String>,
 }
 
 /// A new account; the hash is already computed.
@@ -55,6 +57,40 @@ pub struct NewUser {
     pub username: String,
     pub email: String,
     pub password_hash: String,
+    /// Roles it starts with (checked by the caller).
+    pub roles: Vec<String>,
+}
+
+/// The `users.roles` column: role names are `[a-z0-9_-]`, so a comma separates them.
+pub(crate) fn roles_to_column(roles: &[String]) -> String {
+    roles.join(",")
+}
+
+/// Reads the `users.roles` column back.
+pub(crate) fn roles_from_column(column: &str) -> Vec<String> {
+    column
+        .split(',')
+        .filter(|r| !r.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `roles` with `role` added, sorted; `None` when it is already there.
+pub(crate) fn with_role(
+    roles: &[String],
+    role: &str,
+    max: usize,
+) -> Result<Option<Vec<String>>, StoreError> {
+    if roles.iter().any(|r| r == role) {
+        return Ok(None);
+    }
+    if roles.len() >= max {
+        return Err(StoreError::TooManyRoles(max));
+    }
+    let mut roles = roles.to_vec();
+    roles.push(role.to_string());
+    roles.sort();
+    Ok(Some(roles))
 }
 
 /// What a revocation row revokes.
@@ -102,6 +138,22 @@ pub struct UserCutoff {
     pub not_before: i64,
     /// After this no token it covers can still be valid.
     pub expires_at: i64,
+}
+
+/// `cutoff` moved past the user's latest earlier cutoff (`last_not_before`). Token times
+/// are whole seconds and a token issued after a cutoff is stamped one second past it
+/// (`RevocationCache::issue_time`), so a second cutoff in that same second must reach
+/// further, or the token issued in between would survive it.
+pub(crate) fn after_earlier_cutoff(
+    cutoff: &UserCutoff,
+    last_not_before: Option<i64>,
+) -> UserCutoff {
+    UserCutoff {
+        not_before: cutoff
+            .not_before
+            .max(last_not_before.map_or(i64::MIN, |l| l.saturating_add(1))),
+        ..cutoff.clone()
+    }
 }
 
 /// What the database holds beyond a cursor.
@@ -167,6 +219,8 @@ pub enum StoreError {
     UsernameTaken,
     #[error("email already exists")]
     EmailTaken,
+    #[error("a user has at most {0} roles")]
+    TooManyRoles(usize),
     #[error("database error: {0}")]
     Database(String),
     #[error("database task failed: {0}")]
@@ -212,8 +266,9 @@ pub trait Store: Send + Sync + 'static {
     async fn user_by_id(&self, id: i64) -> Result<Option<User>, StoreError>;
     /// Commits a revocation; returns once it is durable.
     async fn revoke(&self, revocation: Revocation) -> Result<(), StoreError>;
-    /// Records a user's cutoff (logout everywhere); returns once it is durable.
-    async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<(), StoreError>;
+    /// Records a user's cutoff (logout everywhere); returns once it is durable, with the
+    /// cutoff as committed (see [`after_earlier_cutoff`]).
+    async fn revoke_user_sessions(&self, cutoff: UserCutoff) -> Result<UserCutoff, StoreError>;
     /// Unexpired revocations and cutoffs among the first `limit` rows with a row id above
     /// `cursor`, oldest first.
     async fn revocations_after(
@@ -235,6 +290,35 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self) -> Result<Vec<User>, StoreError>;
     /// Activates or deactivates an account.
     async fn set_active(&self, user_id: i64, active: bool) -> Result<(), StoreError>;
+    /// Adds `role` to an account's roles; `false` when it had it already. Refused
+    /// ([`StoreError::TooManyRoles`]) when the account already has `max_roles`.
+    async fn grant_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        max_roles: usize,
+    ) -> Result<bool, StoreError>;
+    /// Removes `role` from an account and, when it had it, commits `cutoff` in the same
+    /// transaction (its sessions end with the role); returns the cutoff as committed, or
+    /// `None` when it did not have the role.
+    async fn revoke_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        cutoff: UserCutoff,
+    ) -> Result<Option<UserCutoff>, StoreError>;
+    /// Replaces an account's password hash and commits `cutoff` in the same transaction;
+    /// returns the cutoff as committed.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError>;
+    /// Deletes an account (its username and email are free again) and commits `cutoff`,
+    /// which outlives the row, in the same transaction; returns the cutoff as committed.
+    async fn delete_user(&self, user_id: i64, cutoff: UserCutoff)
+        -> Result<UserCutoff, StoreError>;
     /// Deletes revocations and spent refresh tokens that expired before `now`.
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
@@ -286,6 +370,32 @@ mod tests {
                 expires_at: 200
             }]
         );
+    }
+
+    #[test]
+    fn roles_round_trip_sorted_and_bounded() {
+        let roles = with_role(&["ops".into()], "admin", 16).unwrap().unwrap();
+        assert_eq!(roles, vec!["admin", "ops"]);
+        assert_eq!(roles_from_column(&roles_to_column(&roles)), roles);
+        assert!(roles_from_column("").is_empty());
+        assert_eq!(with_role(&roles, "ops", 16).unwrap(), None);
+        assert!(matches!(
+            with_role(&roles, "dev", 2),
+            Err(StoreError::TooManyRoles(2))
+        ));
+    }
+
+    #[test]
+    fn a_second_cutoff_in_one_second_reaches_past_the_first() {
+        let c = UserCutoff {
+            user_id: 7,
+            not_before: 100,
+            expires_at: 900,
+        };
+        assert_eq!(after_earlier_cutoff(&c, None), c);
+        assert_eq!(after_earlier_cutoff(&c, Some(50)), c);
+        assert_eq!(after_earlier_cutoff(&c, Some(100)).not_before, 101);
+        assert_eq!(after_earlier_cutoff(&c, Some(101)).not_before, 102);
     }
 
     #[test]

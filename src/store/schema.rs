@@ -35,6 +35,10 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX spent_refresh_tokens_expires_at ON spent_refresh_tokens (expires_at);",
+    // 3: roles, comma-separated and sorted (names are `[a-z0-9_-]`); a user's latest
+    //    cutoff is looked up when a new one is written.
+    "ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+    CREATE INDEX revocations_user_id ON revocations (user_id);",
 ];
 
 /// Brings the schema up to date. Each step takes the write lock first and re-reads the

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    fold_case, schema, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError,
-    User, UserCutoff,
+    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, schema, with_role,
+    NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
 };
 
 /// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
@@ -19,7 +19,7 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at, roles";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -29,7 +29,49 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
         password_hash: row.get(3)?,
         active: row.get::<_, i64>(4)? != 0,
         created_at: row.get(5)?,
+        roles: roles_from_column(&row.get::<_, String>(6)?),
     })
+}
+
+/// Records a user cutoff inside the caller's write transaction, moved past the user's
+/// latest one; returns it as written.
+fn insert_cutoff(conn: &Connection, c: &UserCutoff) -> rusqlite::Result<UserCutoff> {
+    let last: Option<i64> = conn.query_row(
+        "SELECT max(not_before) FROM revocations WHERE user_id = ?1 AND kind = 'user'",
+        [c.user_id],
+        |r| r.get(0),
+    )?;
+    let c = after_earlier_cutoff(c, last);
+    conn.execute(
+        "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
+         VALUES (?1, 'user', ?2, ?3, ?4, ?5)
+         ON CONFLICT (revoked_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+        params![
+            format!("user:{}:{}", c.user_id, c.not_before),
+            c.user_id,
+            c.expires_at,
+            now_unix(),
+            c.not_before
+        ],
+    )?;
+    Ok(c)
+}
+
+/// The roles of `user_id` as stored, `None` when there is no such account.
+fn stored_roles(conn: &Connection, user_id: i64) -> rusqlite::Result<Option<Vec<String>>> {
+    conn.query_row("SELECT roles FROM users WHERE id = ?1", [user_id], |r| {
+        r.get::<_, String>(0)
+    })
+    .optional()
+    .map(|c| c.as_deref().map(roles_from_column))
+}
+
+fn set_roles(conn: &Connection, user_id: i64, roles: &[String]) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE users SET roles = ?1 WHERE id = ?2",
+        params![roles_to_column(roles), user_id],
+    )?;
+    Ok(())
 }
 
 fn now_unix() -> i64 {
@@ -94,9 +136,9 @@ fn insert_user(conn: &mut Connection, user: NewUser) -> Result<User, StoreError>
     }
     let created_at = now_unix();
     tx.execute(
-        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-        params![user.username, username_key, user.email, email_key, user.password_hash, created_at],
+        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at, roles)
+         VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7)",
+        params![user.username, username_key, user.email, email_key, user.password_hash, created_at, roles_to_column(&user.roles)],
     )
     .map_err(unique_violation)?;
     let id = tx.last_insert_rowid();
@@ -108,6 +150,7 @@ fn insert_user(conn: &mut Connection, user: NewUser) -> Result<User, StoreError>
         password_hash: user.password_hash,
         active: true,
         created_at,
+        roles: user.roles,
     })
 }
 
@@ -159,15 +202,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<UserCutoff, StoreError> {
         self.with_conn(move |conn| {
-            conn.execute(
-                "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
-                 VALUES (?1, 'user', ?2, ?3, ?4, ?5)
-                 ON CONFLICT (revoked_id) DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
-                params![format!("user:{}:{}", c.user_id, c.not_before), c.user_id, c.expires_at, now_unix(), c.not_before],
-            )?;
-            Ok(())
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let c = insert_cutoff(&tx, &c)?;
+            tx.commit()?;
+            Ok(c)
         })
         .await
     }
@@ -253,6 +293,82 @@ impl Store for SqliteStore {
                 params![i64::from(active), user_id],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        max_roles: usize,
+    ) -> Result<bool, StoreError> {
+        let role = role.to_string();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let roles = stored_roles(&tx, user_id)?.unwrap_or_default();
+            let Some(roles) = with_role(&roles, &role, max_roles)? else {
+                return Ok(false);
+            };
+            set_roles(&tx, user_id, &roles)?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn revoke_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        cutoff: UserCutoff,
+    ) -> Result<Option<UserCutoff>, StoreError> {
+        let role = role.to_string();
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let roles = stored_roles(&tx, user_id)?.unwrap_or_default();
+            if !roles.contains(&role) {
+                return Ok(None);
+            }
+            let kept: Vec<String> = roles.into_iter().filter(|r| *r != role).collect();
+            set_roles(&tx, user_id, &kept)?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
+            tx.commit()?;
+            Ok(Some(cutoff))
+        })
+        .await
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![password_hash, user_id],
+            )?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
+            tx.commit()?;
+            Ok(cutoff)
+        })
+        .await
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: i64,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
+        self.with_conn(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [user_id])?;
+            let cutoff = insert_cutoff(&tx, &cutoff)?;
+            tx.commit()?;
+            Ok(cutoff)
         })
         .await
     }

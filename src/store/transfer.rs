@@ -78,7 +78,7 @@ impl SqliteStore {
             let tx = conn.transaction()?;
             let users = {
                 let mut stmt = tx.prepare(
-                    "SELECT id, username, email, password_hash, active, created_at FROM users ORDER BY id",
+                    "SELECT id, username, email, password_hash, active, created_at, roles FROM users ORDER BY id",
                 )?;
                 let rows = stmt.query_map([], |r| {
                     Ok(User {
@@ -88,6 +88,7 @@ impl SqliteStore {
                         password_hash: r.get(3)?,
                         active: r.get::<_, i64>(4)? != 0,
                         created_at: r.get(5)?,
+                        roles: super::roles_from_column(&r.get::<_, String>(6)?),
                     })
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?

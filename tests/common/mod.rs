@@ -2,6 +2,7 @@
 //! HTTP client, and helpers for accounts and tokens.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod db;
 pub mod gateway;
 pub mod http;

@@ -4,7 +4,7 @@
 use super::schema::{CHANNEL, REVOCATION_ORDER_LOCK};
 use super::PostgresStore;
 use crate::store::transfer::{Snapshot, TransferCounts, TransferError};
-use crate::store::{fold_case, StoreError};
+use crate::store::{fold_case, roles_to_column, StoreError};
 
 impl PostgresStore {
     /// Imports `snapshot` into this (account-less) database.
@@ -30,15 +30,16 @@ impl PostgresStore {
                     let mut counts = TransferCounts::default();
                     let insert_user = tx
                         .prepare(
-                            "INSERT INTO users (id, username, username_key, email, email_key, password_hash, active, created_at)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                            "INSERT INTO users (id, username, username_key, email, email_key, password_hash, active, created_at, roles)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         )
                         .await?;
                     for u in &snapshot.users {
                         let (username_key, email_key) = (fold_case(&u.username), fold_case(&u.email));
+                        let roles = roles_to_column(&u.roles);
                         tx.execute(
                             &insert_user,
-                            &[&u.id, &u.username, &username_key, &u.email, &email_key, &u.password_hash, &u.active, &u.created_at],
+                            &[&u.id, &u.username, &username_key, &u.email, &email_key, &u.password_hash, &u.active, &u.created_at, &roles],
                         )
                         .await?;
                         counts.users += 1;

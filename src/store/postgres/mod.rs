@@ -2,8 +2,10 @@
 //! tokio-postgres behind a deadpool pool (`connection`), all on the store's own runtime
 //! (`runtime`); the schema is migrated at start (`schema`); committed revocations are
 //! announced with NOTIFY in the same transaction and heard through LISTEN (`notify`);
-//! `import` is the receiving end of `authgate migrate`.
+//! `import` is the receiving end of `authgate migrate`; `account_changes` commits the
+//! account changes that end sessions together with their cutoff.
 
+mod account_changes;
 mod connection;
 mod import;
 mod notify;
@@ -19,11 +21,11 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    fold_case, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User,
-    UserCutoff,
+    fold_case, roles_from_column, roles_to_column, NewUser, Revocation, RevocationBatch,
+    RevocationRow, Store, StoreError, User, UserCutoff,
 };
+use account_changes::{insert_cutoff_in, insert_revocation_in};
 use runtime::DbRuntime;
-use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
 
 /// A pool of connections to one PostgreSQL database; cheap to clone.
 #[derive(Clone)]
@@ -40,7 +42,7 @@ struct Inner {
     runtime: DbRuntime,
 }
 
-const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at";
+const USER_COLUMNS: &str = "id, username, email, password_hash, active, created_at, roles";
 
 fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     Ok(User {
@@ -50,6 +52,7 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
         password_hash: row.try_get(3)?,
         active: row.try_get(4)?,
         created_at: row.try_get(5)?,
+        roles: roles_from_column(row.try_get(6)?),
     })
 }
 
@@ -70,11 +73,6 @@ fn violated_index(e: &tokio_postgres::Error) -> Option<&str> {
 
 impl PostgresStore {
     /// Commits one revocation row and announces it, in one transaction.
-    ///
-    /// Readers follow the table by row id (`revocations_after`), which is only sound when
-    /// ids become visible in increasing order. A sequence hands out ids at insert time, and
-    /// two transactions may commit in the other order; so inserts take a transaction-scoped
-    /// advisory lock first, making id order and commit order the same.
     async fn insert_revocation(
         &self,
         revoked_id: String,
@@ -86,25 +84,8 @@ impl PostgresStore {
         self.with_client(move |client| {
             Box::pin(async move {
                 let tx = client.transaction().await?;
-                tx.batch_execute(&format!(
-                    "SELECT pg_advisory_xact_lock({REVOCATION_ORDER_LOCK})"
-                ))
-                .await?;
-                let insert = tx
-                    .prepare_cached(
-                        "INSERT INTO revocations (revoked_id, kind, user_id, expires_at, revoked_at, not_before)
-                         VALUES ($1, $2, $3, $4, $5, $6)
-                         ON CONFLICT (revoked_id) DO UPDATE
-                         SET expires_at = GREATEST(revocations.expires_at, EXCLUDED.expires_at)",
-                    )
+                insert_revocation_in(&tx, &revoked_id, kind, user_id, expires_at, not_before)
                     .await?;
-                tx.execute(
-                    &insert,
-                    &[&revoked_id, &kind, &user_id, &expires_at, &now_unix(), &not_before],
-                )
-                .await?;
-                // Delivered to the listeners only if and when the transaction commits.
-                tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -123,14 +104,15 @@ impl Store for PostgresStore {
                 let created_at = now_unix();
                 let insert = client
                     .prepare_cached(
-                        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at)
-                         VALUES ($1, $2, $3, $4, $5, TRUE, $6) RETURNING id",
+                        "INSERT INTO users (username, username_key, email, email_key, password_hash, active, created_at, roles)
+                         VALUES ($1, $2, $3, $4, $5, TRUE, $6, $7) RETURNING id",
                     )
                     .await?;
+                let roles = roles_to_column(&user.roles);
                 let inserted = client
                     .query_one(
                         &insert,
-                        &[&user.username, &username_key, &user.email, &email_key, &user.password_hash, &created_at],
+                        &[&user.username, &username_key, &user.email, &email_key, &user.password_hash, &created_at, &roles],
                     )
                     .await;
                 let row = match inserted {
@@ -160,6 +142,7 @@ impl Store for PostgresStore {
                     password_hash: user.password_hash,
                     active: true,
                     created_at,
+                    roles: user.roles,
                 })
             })
         })
@@ -210,10 +193,16 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<(), StoreError> {
-        let id = format!("user:{}:{}", c.user_id, c.not_before);
-        self.insert_revocation(id, "user", c.user_id, c.expires_at, c.not_before)
-            .await
+    async fn revoke_user_sessions(&self, c: UserCutoff) -> Result<UserCutoff, StoreError> {
+        self.with_client(move |client| {
+            Box::pin(async move {
+                let tx = client.transaction().await?;
+                let c = insert_cutoff_in(&tx, &c).await?;
+                tx.commit().await?;
+                Ok(c)
+            })
+        })
+        .await
     }
 
     async fn revocations_after(
@@ -322,6 +311,41 @@ impl Store for PostgresStore {
             })
         })
         .await
+    }
+
+    async fn grant_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        max_roles: usize,
+    ) -> Result<bool, StoreError> {
+        self.add_role(user_id, role.to_string(), max_roles).await
+    }
+
+    async fn revoke_role(
+        &self,
+        user_id: i64,
+        role: &str,
+        cutoff: UserCutoff,
+    ) -> Result<Option<UserCutoff>, StoreError> {
+        self.remove_role(user_id, role.to_string(), cutoff).await
+    }
+
+    async fn change_password(
+        &self,
+        user_id: i64,
+        password_hash: String,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
+        self.replace_password(user_id, password_hash, cutoff).await
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: i64,
+        cutoff: UserCutoff,
+    ) -> Result<UserCutoff, StoreError> {
+        self.remove_user(user_id, cutoff).await
     }
 
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError> {
