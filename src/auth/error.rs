@@ -42,6 +42,8 @@ pub enum AuthError {
     Busy,
     #[error("Service unavailable: the account database cannot be reached")]
     StoreUnavailable,
+    #[error("Service unavailable: no signing key")]
+    NoSigningKey,
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -92,7 +94,7 @@ impl AuthError {
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Busy | StoreUnavailable | NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

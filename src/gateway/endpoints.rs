@@ -1,5 +1,6 @@
 //! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`):
-//! method and rate-limit checks, a capped body read, then the auth service.
+//! method and rate-limit checks, a capped body read, then the auth service. The published
+//! keys and metadata (`/.well-known/...`) are answered by `jwks_endpoint`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -30,7 +31,9 @@ pub fn rate_limited(limited: Limited) -> JsonResponse {
 pub fn auth_error(e: &AuthError) -> JsonResponse {
     let resp = JsonResponse::error(e.status(), e);
     match e {
-        AuthError::Busy | AuthError::StoreUnavailable => resp.header("Retry-After", "1"),
+        AuthError::Busy | AuthError::StoreUnavailable | AuthError::NoSigningKey => {
+            resp.header("Retry-After", "1")
+        }
         AuthError::TooManyFailures { retry_after_secs } => {
             resp.header("Retry-After", retry_after_secs.to_string())
         }
@@ -142,7 +145,11 @@ async fn handle(
             Endpoint::Register => Some(&gw.limits.register),
             Endpoint::Login => Some(&gw.limits.login),
             Endpoint::Refresh => Some(&gw.limits.refresh),
-            Endpoint::Logout | Endpoint::LogoutAll | Endpoint::Verify => None,
+            Endpoint::Logout
+            | Endpoint::LogoutAll
+            | Endpoint::Verify
+            | Endpoint::Jwks
+            | Endpoint::AuthorizationServerMetadata => None,
         };
         if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
             gw.metrics
@@ -169,7 +176,9 @@ async fn handle(
             auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
                 .await
         }
-        Endpoint::Verify => unreachable!("answered before the body is read"),
+        Endpoint::Verify | Endpoint::Jwks | Endpoint::AuthorizationServerMetadata => {
+            unreachable!("answered before the body is read")
+        }
         Endpoint::Logout => {
             auth.logout(authorization.iter().map(|v| v.as_bytes()))
                 .await
@@ -222,6 +231,9 @@ pub async fn serve(
 ) -> JsonResponse {
     if endpoint == Endpoint::Verify {
         return verify(gw, session);
+    }
+    if let Some(resp) = super::jwks_endpoint::serve(gw, session, endpoint) {
+        return resp;
     }
     handle(gw, session, endpoint, client_ip)
         .await

@@ -9,6 +9,7 @@ pub mod cors;
 pub mod endpoints;
 pub mod header_deadline;
 pub mod identity;
+pub mod jwks_endpoint;
 pub mod path;
 pub mod respond;
 pub mod router;

@@ -15,17 +15,23 @@ pub enum Endpoint {
     Refresh,
     /// The forward-auth check for other proxies (`[forward_auth] path`).
     Verify,
+    /// `/.well-known/jwks.json`: the public signing keys.
+    Jwks,
+    /// `/.well-known/oauth-authorization-server`: RFC 8414 metadata.
+    AuthorizationServerMetadata,
 }
 
 impl Endpoint {
     /// Every endpoint, in discriminant order.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 8] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::Logout,
         Endpoint::LogoutAll,
         Endpoint::Refresh,
         Endpoint::Verify,
+        Endpoint::Jwks,
+        Endpoint::AuthorizationServerMetadata,
     ];
 
     fn from_path(path: &str) -> Option<Self> {
@@ -35,6 +41,8 @@ impl Endpoint {
             "/logout" => Endpoint::Logout,
             "/logout/all" => Endpoint::LogoutAll,
             "/refresh" => Endpoint::Refresh,
+            "/.well-known/jwks.json" => Endpoint::Jwks,
+            "/.well-known/oauth-authorization-server" => Endpoint::AuthorizationServerMetadata,
             _ => return None,
         })
     }
@@ -48,6 +56,8 @@ impl Endpoint {
             Endpoint::LogoutAll => "logout_all",
             Endpoint::Refresh => "refresh",
             Endpoint::Verify => "verify",
+            Endpoint::Jwks => "jwks",
+            Endpoint::AuthorizationServerMetadata => "oauth_metadata",
         }
     }
 }

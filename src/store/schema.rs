@@ -35,6 +35,16 @@ const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     );
     CREATE INDEX spent_refresh_tokens_expires_at ON spent_refresh_tokens (expires_at);",
+    // 3: signing keys for EdDSA / ES256 tokens; private keys sealed (never in clear).
+    "CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        public_key BLOB NOT NULL,
+        sealed_private_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        signs_from INTEGER NOT NULL,
+        retired_at INTEGER
+    );",
 ];
 
 /// Brings the schema up to date. Each step takes the write lock first and re-reads the

@@ -9,6 +9,7 @@ mod import;
 mod notify;
 mod runtime;
 mod schema;
+mod signing_keys;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -19,8 +20,8 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    fold_case, NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User,
-    UserCutoff,
+    fold_case, AddKeyOutcome, NewUser, Revocation, RevocationBatch, RevocationRow, Store,
+    StoreError, StoredSigningKey, User, UserCutoff,
 };
 use runtime::DbRuntime;
 use schema::{CHANNEL, REVOCATION_ORDER_LOCK};
@@ -350,6 +351,22 @@ impl Store for PostgresStore {
             })
         })
         .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.read_signing_keys().await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        unless_created_after: Option<i64>,
+    ) -> Result<AddKeyOutcome, StoreError> {
+        self.insert_signing_key(key, unless_created_after).await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        self.mark_signing_key_retired(kid.to_string(), now).await
     }
 
     fn subscribe(&self) -> Option<Arc<Notify>> {
