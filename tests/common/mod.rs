@@ -5,6 +5,7 @@
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod signing;
 pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
