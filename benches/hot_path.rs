@@ -167,6 +167,7 @@ fn verified(sid: Uuid, jti: Uuid) -> VerifiedToken {
         sid,
         iat: NOW,
         exp: NOW + 3600,
+        kid: None,
     }
 }
 

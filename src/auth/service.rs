@@ -84,6 +84,9 @@ impl AuthService {
         let token = bearer_token(authorization)?;
         let now = now_secs();
         let verified = match self.verified.get(token) {
+            Some(v) if !self.tokens.key_still_verifies(&v, now) => {
+                return Err(TokenError::Invalid("Unknown key id (kid)").into())
+            }
             Some(v) if v.exp.saturating_add(self.tokens.leeway()) >= now => v,
             Some(_) => return Err(TokenError::Expired.into()),
             None => {

@@ -70,6 +70,8 @@ pub struct VerifiedToken {
     pub sid: Uuid,
     pub iat: i64,
     pub exp: i64,
+    /// The stored key that signed it; `None` for HS256.
+    pub kid: Option<String>,
 }
 
 /// Signs and checks tokens: with the stored signing keys, or with the shared secret.
@@ -125,6 +127,15 @@ impl TokenService {
     /// The `iss` of every token.
     pub fn issuer(&self) -> &str {
         &self.issuer
+    }
+
+    /// Whether the key that signed a token verified earlier still verifies at `now`: a
+    /// cached token never outlives its key.
+    pub fn key_still_verifies(&self, token: &VerifiedToken, now: i64) -> bool {
+        token
+            .kid
+            .as_deref()
+            .is_none_or(|kid| self.keys.load().verifier(kid, now).is_some())
     }
 
     /// The signing keys this service reads.
@@ -266,6 +277,7 @@ impl TokenService {
             sid,
             iat: c.iat,
             exp: c.exp,
+            kid: if hmac { None } else { data.header.kid },
         })
     }
 }

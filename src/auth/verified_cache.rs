@@ -80,6 +80,7 @@ mod tests {
             sid: uuid::Uuid::new_v4(),
             iat: 0,
             exp,
+            kid: None,
         })
     }
 

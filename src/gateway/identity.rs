@@ -165,6 +165,7 @@ mod tests {
             sid: uuid::Uuid::new_v4(),
             iat: 0,
             exp: 0,
+            kid: None,
         };
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("x-user-id", "999").unwrap();
