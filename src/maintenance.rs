@@ -28,11 +28,12 @@ pub struct Maintenance {
     pub key_rotation: Option<KeyRotation>,
 }
 
-/// Scheduled rotation: a new key of `algorithm` every `every` seconds.
+/// Keys this gateway makes by itself: a new one every `every` seconds (scheduled rotation),
+/// and one at once when every stored key has been retired.
 pub struct KeyRotation {
     algorithm: KeyAlgorithm,
     kek: KeyEncryptionKey,
-    every: i64,
+    every: Option<i64>,
     publish_delay: i64,
 }
 
@@ -41,7 +42,7 @@ impl KeyRotation {
         Some(Self {
             algorithm: tokens.algorithm?,
             kek: KeyEncryptionKey::from_secret(tokens.key_encryption_secret.as_deref()?),
-            every: secs(tokens.key_rotation?),
+            every: tokens.key_rotation.map(secs),
             publish_delay: secs(tokens.key_publish_delay),
         })
     }
@@ -52,26 +53,30 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl Maintenance {
-    /// Rotates when due, then follows the database's keys. A retired key's tokens leave the
+    /// Adds a key when one is due (scheduled rotation, or every key retired), then follows
+    /// the database's keys. A retired key's tokens leave the
     /// verified-token cache with it. A failed read keeps the keys last read.
     async fn sync_keys(&self) {
         if let Some(r) = &self.key_rotation {
             let now = now_ms() / 1000;
-            match rotation::rotate_if_due(
-                self.store.as_ref(),
-                &r.kek,
-                r.algorithm,
-                now,
-                r.every,
-                r.publish_delay,
-            )
-            .await
-            {
-                Ok(true) => {
-                    tracing::info!(algorithm = %r.algorithm, "signing key rotated on schedule")
+            let store = self.store.as_ref();
+            let made = match r.every {
+                Some(every) => {
+                    rotation::rotate_if_due(store, &r.kek, r.algorithm, now, every, r.publish_delay)
+                        .await
                 }
+                // Every key retired: signing would stop, so a new key signs at once.
+                None if self.auth.tokens.keys().load().keys().is_empty() => {
+                    rotation::ensure_signing_key(store, &r.kek, r.algorithm, now)
+                        .await
+                        .map(|kid| kid.is_some())
+                }
+                None => Ok(false),
+            };
+            match made {
+                Ok(true) => tracing::info!(algorithm = %r.algorithm, "signing key added"),
                 Ok(false) => {}
-                Err(e) => tracing::error!(error = %e, "scheduled key rotation failed"),
+                Err(e) => tracing::error!(error = %e, "cannot add a signing key"),
             }
         }
         match self.auth.tokens.keys().sync(self.store.as_ref()).await {

@@ -197,3 +197,28 @@ fn scheduled_rotation_happens_once_per_period_across_gateways() {
     assert!(published_kids(&b).contains(&kid_of(&access)));
     assert_eq!(status(&b, &access).0, 200);
 }
+
+#[test]
+fn retiring_the_only_key_makes_a_new_one_and_logins_go_on() {
+    let up = Upstream::start();
+    let gw = signing_gateway(GatewayBuilder::new(up.addr), "ES256", "")
+        .route("/protected", "required")
+        .start();
+    let (access, _) = tokens_for(&gw, "alice");
+    let old = kid_of(&access);
+    keys_command(&gw, &["retire", &old]);
+    eventually(
+        Duration::from_secs(5),
+        "a new key replaces the retired one",
+        || {
+            let kids = published_kids(&gw);
+            kids.len() == 1 && kids[0] != old
+        },
+    );
+    let new = published_kids(&gw).remove(0);
+    assert_eq!(status(&gw, &access), (401, UNKNOWN_KID.to_string()));
+    let token = login(&gw, "alice");
+    assert_eq!(kid_of(&token), new);
+    assert_eq!(header_of(&token)["alg"], "ES256");
+    assert_eq!(status(&gw, &token).0, 200);
+}

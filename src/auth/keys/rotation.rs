@@ -27,8 +27,9 @@ pub fn new_key(
     }
 }
 
-/// Makes the first key when no live key exists. It signs at once: no consumer can be
-/// caching a JWK Set that never had a key. Returns the kid of the key it added.
+/// Makes a key when no live key exists (the first one, or after every key was retired). It
+/// signs at once: waiting would mean no signature at all, and consumers that meet its
+/// unknown kid refetch the JWK Set. Returns the kid of the key it added.
 pub async fn ensure_signing_key(
     store: &dyn Store,
     kek: &KeyEncryptionKey,
