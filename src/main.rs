@@ -61,7 +61,8 @@ enum Command {
         action: KeysAction,
     },
     /// Copy an SQLite database into an empty PostgreSQL one: accounts (with their ids,
-    /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens.
+    /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens,
+    /// signing keys (still sealed: keep the same key_encryption_secret).
     /// Needs no config file.
     Migrate {
         /// The SQLite database: sqlite:///path.db, sqlite:////abs/path.db or a path.

@@ -276,7 +276,7 @@ impl Store for SqliteStore {
     }
 
     async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
-        self.with_conn(sqlite_keys::signing_keys).await
+        self.with_conn(|conn| sqlite_keys::signing_keys(conn)).await
     }
 
     async fn add_signing_key(

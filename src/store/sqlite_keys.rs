@@ -21,7 +21,7 @@ fn key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSigningKey> {
     })
 }
 
-pub(super) fn signing_keys(conn: &mut Connection) -> Result<Vec<StoredSigningKey>, StoreError> {
+pub(super) fn signing_keys(conn: &Connection) -> Result<Vec<StoredSigningKey>, StoreError> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM signing_keys ORDER BY signs_from, kid");
     let mut stmt = conn.prepare_cached(&sql)?;
     let keys = stmt
