@@ -256,3 +256,116 @@ impl KeySet {
             .any(|k| after.verifier(&k.kid, now).is_none()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::keys::rotation::new_key;
+
+    fn policy(hmac_configured: bool) -> KeyPolicy {
+        KeyPolicy {
+            longest_ttl: 100,
+            leeway: 5,
+            hmac_configured,
+            validation: Validation::new(jsonwebtoken::Algorithm::EdDSA),
+            jwks_max_age: 300,
+        }
+    }
+
+    fn kek() -> KeyEncryptionKey {
+        KeyEncryptionKey::from_secret(b"unit-test key encryption secret, 32+ bytes")
+    }
+
+    fn kids(value: &Value) -> Vec<String> {
+        value["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_old_key_verifies_through_the_overlap_then_leaves() {
+        let kek = kek();
+        let old = new_key(KeyAlgorithm::EdDSA, &kek, 1000, 1000);
+        let new = new_key(KeyAlgorithm::EdDSA, &kek, 2000, 2600);
+        let snap =
+            KeySnapshot::build(&[old.clone(), new.clone()], Some(&kek), &policy(false)).unwrap();
+        assert_eq!(snap.signer(2599).unwrap().kid, old.kid);
+        assert_eq!(snap.signer(2600).unwrap().kid, new.kid);
+        // Published from its creation, before it signs.
+        assert_eq!(
+            kids(&snap.jwks(2000)),
+            vec![old.kid.clone(), new.kid.clone()]
+        );
+        // The old key's last token expires at 2600 + 100, plus 5 of leeway.
+        assert!(snap.verifier(&old.kid, 2705).is_some());
+        assert!(snap.verifier(&old.kid, 2706).is_none());
+        assert_eq!(kids(&snap.jwks(2706)), vec![new.kid.clone()]);
+        assert!(snap.verifier("no-such-kid", 2000).is_none());
+    }
+
+    #[test]
+    fn retired_keys_neither_sign_verify_nor_publish() {
+        let kek = kek();
+        let mut old = new_key(KeyAlgorithm::ES256, &kek, 1000, 1000);
+        old.retired_at = Some(1500);
+        let new = new_key(KeyAlgorithm::ES256, &kek, 1400, 2000);
+        let snap =
+            KeySnapshot::build(&[old.clone(), new.clone()], Some(&kek), &policy(false)).unwrap();
+        assert!(snap.verifier(&old.kid, 1600).is_none());
+        assert_eq!(
+            snap.signer(1600).unwrap().kid,
+            new.kid,
+            "the waiting key signs at once"
+        );
+        assert_eq!(kids(&snap.jwks(1600)), vec![new.kid]);
+    }
+
+    #[test]
+    fn the_secret_verifies_only_what_it_signed_before_the_first_key() {
+        let kek = kek();
+        let key = new_key(KeyAlgorithm::EdDSA, &kek, 1000, 1000);
+        let snap =
+            KeySnapshot::build(std::slice::from_ref(&key), Some(&kek), &policy(false)).unwrap();
+        assert!(snap.hmac_accepts(1000) && !snap.hmac_accepts(1001));
+        // Every key retired on an HS256 gateway: the secret signs again, without limit.
+        let mut retired = key.clone();
+        retired.retired_at = Some(1200);
+        let hs256 =
+            KeySnapshot::build(std::slice::from_ref(&retired), Some(&kek), &policy(true)).unwrap();
+        assert!(hs256.hmac_accepts(5000) && hs256.signer(5000).is_none());
+        // On an EdDSA gateway the switch still holds.
+        let eddsa = KeySnapshot::build(&[retired], Some(&kek), &policy(false)).unwrap();
+        assert!(!eddsa.hmac_accepts(1001));
+        assert!(KeySnapshot::empty().hmac_accepts(i64::MAX));
+    }
+
+    #[test]
+    fn a_row_that_does_not_add_up_is_refused() {
+        let kek = kek();
+        let key = new_key(KeyAlgorithm::EdDSA, &kek, 1000, 1000);
+        let other = KeyEncryptionKey::from_secret(b"another secret of at least 32 bytes!");
+        assert!(matches!(
+            KeySnapshot::build(std::slice::from_ref(&key), Some(&other), &policy(false)),
+            Err(KeyError::Unseal { .. })
+        ));
+        assert!(matches!(
+            KeySnapshot::build(std::slice::from_ref(&key), None, &policy(false)),
+            Err(KeyError::NoKeyEncryptionSecret)
+        ));
+        let mut swapped = key.clone();
+        swapped.public_key = new_key(KeyAlgorithm::EdDSA, &kek, 0, 0).public_key;
+        assert!(matches!(
+            KeySnapshot::build(&[swapped], Some(&kek), &policy(false)),
+            Err(KeyError::Malformed { .. })
+        ));
+        let mut unknown = key;
+        unknown.algorithm = "RS256".into();
+        assert!(matches!(
+            KeySnapshot::build(&[unknown], Some(&kek), &policy(false)),
+            Err(KeyError::UnknownAlgorithm { .. })
+        ));
+    }
+}
