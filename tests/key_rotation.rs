@@ -17,10 +17,11 @@ use jsonwebtoken::{encode, Algorithm, Header};
 use serde_json::json;
 
 const UNKNOWN_KID: &str = "Invalid token: Unknown key id (kid)";
-/// Short lifetimes so that a key's overlap ends within the test: tokens live at most 5 s.
+/// Short lifetimes so that a key's overlap ends within the test, yet long enough that a
+/// token issued before a rotation is unexpired when checked after it on a busy machine.
 const SHORT: &str =
-    "access_ttl = \"4s\"\nrefresh_ttl = \"5s\"\nleeway = \"0s\"\nkey_publish_delay = \"1s\"";
-const LONGEST_TTL: i64 = 5;
+    "access_ttl = \"6s\"\nrefresh_ttl = \"6s\"\nleeway = \"0s\"\nkey_publish_delay = \"1s\"";
+const LONGEST_TTL: i64 = 6;
 
 fn pair(extra: &str) -> (TestGateway, TestGateway, Upstream) {
     let up = Upstream::start();
