@@ -45,6 +45,10 @@ fn token_service() -> TokenService {
         leeway: Duration::from_secs(5),
         rotate_refresh: true,
         reuse_grace: Duration::ZERO,
+        algorithm: None,
+        key_encryption_secret: None,
+        key_rotation: None,
+        key_publish_delay: Duration::from_secs(600),
     };
     TokenService::new(&config, b"bench-secret-bench-secret-bench-secret-0123")
 }
@@ -57,7 +61,9 @@ fn tokens(c: &mut Criterion) {
         sid: Uuid::new_v4(),
         roles: &[],
     };
-    let token = service.issue(&subject, TokenType::Access, true, NOW, None);
+    let token = service
+        .issue(&subject, TokenType::Access, true, NOW, None)
+        .unwrap();
     let header = format!("Bearer {token}");
     // Same header and payload, signature of another key: fails at the HMAC check.
     let forged = {
@@ -88,7 +94,11 @@ fn tokens(c: &mut Criterion) {
         })
     });
     g.bench_function("issue_access", |b| {
-        b.iter(|| service.issue(&subject, TokenType::Access, true, black_box(NOW), None))
+        b.iter(|| {
+            service
+                .issue(&subject, TokenType::Access, true, black_box(NOW), None)
+                .unwrap()
+        })
     });
     g.finish();
 }
@@ -160,6 +170,7 @@ fn verified(sid: Uuid, jti: Uuid) -> VerifiedToken {
         iat: NOW,
         exp: NOW + 3600,
         roles: Vec::new(),
+        kid: None,
     }
 }
 
@@ -226,7 +237,9 @@ fn request_work(c: &mut Criterion) {
         sid: Uuid::new_v4(),
         roles: &[],
     };
-    let token = service.issue(&subject, TokenType::Access, true, NOW, None);
+    let token = service
+        .issue(&subject, TokenType::Access, true, NOW, None)
+        .unwrap();
     let verified = service.verify(&token, TokenType::Access, NOW).unwrap();
     // What wrk sends, plus the Authorization header of a required route.
     let request = || {

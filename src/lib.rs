@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod gateway;
+pub mod key_admin;
 pub mod limits;
 mod maintenance;
 pub mod metrics;
@@ -61,6 +62,8 @@ pub enum StartError {
     Upstream(std::io::Error),
     #[error("cannot load revocations: {0}")]
     Revocations(StoreError),
+    #[error("cannot load the signing keys: {0}")]
+    Keys(crate::auth::keys::KeyError),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
 }
@@ -86,6 +89,13 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let loaded = loader
         .block_on(revocations.sync(store.as_ref(), now_ms() / 1000))
         .map_err(StartError::Revocations)?;
+    let keys = loader
+        .block_on(auth::keys::startup::load_key_set(
+            store.as_ref(),
+            &config.tokens,
+            now_ms() / 1000,
+        ))
+        .map_err(StartError::Keys)?;
     drop(loader);
     tracing::info!(revocations = loaded, database = %backend, "revocation list loaded");
 
@@ -100,7 +110,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
 
     let auth = Arc::new(AuthService {
         store: store.clone(),
-        tokens: TokenService::new(&config.tokens, &secret),
+        tokens: TokenService::with_keys(&config.tokens, &secret, keys),
         revocations: revocations.clone(),
         hasher: PasswordHasher::new(&config.limits, metrics.clone()),
         login_throttle: LoginThrottle::new(config.rate_limits.login_failures),
@@ -165,6 +175,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         limits,
         metrics,
         sync_interval: config.database.sync_interval,
+        key_rotation: maintenance::KeyRotation::from_config(&config.tokens),
     };
     server.add_service(background_service("maintenance", maintenance));
     Ok(server)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use authgate::admin::UserCommand;
 use authgate::config::Config;
+use authgate::key_admin::KeyCommand;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the proxied path allocates small, short-lived buffers on every request, and
@@ -49,8 +50,18 @@ enum Command {
         #[command(subcommand)]
         action: UsersAction,
     },
+    /// Administer the signing keys of EdDSA / ES256 tokens in the configured database;
+    /// running gateways pick the changes up within their `sync_interval`.
+    Keys {
+        /// Print JSON instead of a table.
+        #[arg(long, global = true)]
+        json: bool,
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Copy an SQLite database into an empty PostgreSQL one: accounts (with their ids,
-    /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens.
+    /// hashes and active flags), live revocations and user cutoffs, spent refresh tokens,
+    /// signing keys (still sealed: keep the same key_encryption_secret).
     /// Needs no config file.
     /// Copy the configured SQLite database to a new file at PATH while gateways keep
     /// running on it (SQLite's online backup). Restore by pointing a gateway's
@@ -98,6 +109,27 @@ enum UsersAction {
     Grant { username: String, role: String },
     /// Revoke a role; every session of the account ends at once, on every gateway.
     RevokeRole { username: String, role: String },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// List every key with its state (signing, published, verifying, expired, retired).
+    List,
+    /// Add a key of the configured algorithm: published at once, signing after
+    /// `[tokens] key_publish_delay`; the previous key verifies until its tokens expire.
+    Rotate,
+    /// Retire a key at once (a leaked key): its tokens are refused from the next sync on.
+    Retire { kid: String },
+}
+
+impl From<KeysAction> for KeyCommand {
+    fn from(a: KeysAction) -> Self {
+        match a {
+            KeysAction::List => KeyCommand::List,
+            KeysAction::Rotate => KeyCommand::Rotate,
+            KeysAction::Retire { kid } => KeyCommand::Retire(kid),
+        }
+    }
 }
 
 impl UsersAction {
@@ -159,6 +191,18 @@ fn run_users(config: &Config, command: UserCommand, json: bool) -> anyhow::Resul
             .await
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
         Ok(authgate::admin::run(store.as_ref(), config, &command, json).await?)
+    })
+}
+
+fn run_keys(config: &Config, command: KeyCommand, json: bool) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = authgate::store::open(&config.database.backend)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
+        Ok(authgate::key_admin::run(store.as_ref(), config, &command, json).await?)
     })
 }
 
@@ -263,6 +307,7 @@ fn main() -> ExitCode {
                 .and_then(|command| run_users(&config, command, json)),
         ),
         Command::Backup { path } => print_outcome(run_backup(&config, &path)),
+        Command::Keys { json, action } => print_outcome(run_keys(&config, action.into(), json)),
         Command::Migrate { .. } => ExitCode::FAILURE,
     }
 }

@@ -1,6 +1,7 @@
 //! Timers that keep shared state in shape: the revocation cache follows the database
-//! (other processes' revocations, pruning of expired rows) and idle rate-limit keys are
-//! evicted so memory stays bounded.
+//! (other processes' revocations, pruning of expired rows), the signing keys follow it too
+//! (rotations and retirements made elsewhere) and rotate on schedule, and idle rate-limit
+//! keys are evicted so memory stays bounded.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,8 +10,10 @@ use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
+use crate::auth::keys::{rotation, KeyAlgorithm, KeyEncryptionKey};
 use crate::auth::revocation::{now_ms, sync_loop, RevocationCache};
 use crate::auth::AuthService;
+use crate::config::TokenConfig;
 use crate::limits::RateLimits;
 use crate::metrics::Metrics;
 use crate::store::Store;
@@ -22,6 +25,66 @@ pub struct Maintenance {
     pub limits: Arc<RateLimits>,
     pub metrics: Arc<Metrics>,
     pub sync_interval: Duration,
+    pub key_rotation: Option<KeyRotation>,
+}
+
+/// Keys this gateway makes by itself: a new one every `every` seconds (scheduled rotation),
+/// and one at once when every stored key has been retired.
+pub struct KeyRotation {
+    algorithm: KeyAlgorithm,
+    kek: KeyEncryptionKey,
+    every: Option<i64>,
+    publish_delay: i64,
+}
+
+impl KeyRotation {
+    pub fn from_config(tokens: &TokenConfig) -> Option<Self> {
+        Some(Self {
+            algorithm: tokens.algorithm?,
+            kek: KeyEncryptionKey::from_secret(tokens.key_encryption_secret.as_deref()?),
+            every: tokens.key_rotation.map(secs),
+            publish_delay: secs(tokens.key_publish_delay),
+        })
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    d.as_secs().min(i64::MAX as u64) as i64
+}
+
+impl Maintenance {
+    /// Adds a key when one is due (scheduled rotation, or every key retired), then follows
+    /// the database's keys. A retired key's tokens leave the
+    /// verified-token cache with it. A failed read keeps the keys last read.
+    async fn sync_keys(&self) {
+        if let Some(r) = &self.key_rotation {
+            let now = now_ms() / 1000;
+            let store = self.store.as_ref();
+            let made = match r.every {
+                Some(every) => {
+                    rotation::rotate_if_due(store, &r.kek, r.algorithm, now, every, r.publish_delay)
+                        .await
+                }
+                // Every key retired: signing would stop, so a new key signs at once.
+                None if self.auth.tokens.keys().load().keys().is_empty() => {
+                    rotation::ensure_signing_key(store, &r.kek, r.algorithm, now)
+                        .await
+                        .map(|kid| kid.is_some())
+                }
+                None => Ok(false),
+            };
+            match made {
+                Ok(true) => tracing::info!(algorithm = %r.algorithm, "signing key added"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "cannot add a signing key"),
+            }
+        }
+        match self.auth.tokens.keys().sync(self.store.as_ref()).await {
+            Ok(true) => self.auth.verified.clear(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot read the signing keys"),
+        }
+    }
 }
 
 #[async_trait]
@@ -51,6 +114,17 @@ impl BackgroundService for Maintenance {
                     .set(self.revocations.len() as i64);
             }
         };
-        tokio::join!(sync, evict);
+        let keys = async {
+            let mut shutdown = shutdown.clone();
+            let mut ticker = tokio::time::interval(self.sync_interval);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    _ = shutdown.changed() => return,
+                }
+                self.sync_keys().await;
+            }
+        };
+        tokio::join!(sync, evict, keys);
     }
 }

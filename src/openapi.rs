@@ -31,6 +31,8 @@ mod tests {
             "/auth/verify",
             "/me",
             "/password",
+            "/.well-known/jwks.json",
+            "/.well-known/oauth-authorization-server",
             OPENAPI_PATH,
             "/metrics",
             "/healthz",

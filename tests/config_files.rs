@@ -215,3 +215,54 @@ fn check_command_validates_and_names_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.leeway"));
 }
+
+#[test]
+fn signing_key_settings_are_checked() {
+    let kek = "key_encryption_secret = \"0123456789abcdef0123456789abcdef\"";
+    let cases = [
+        (
+            "[tokens]\nalgorithm = \"RS256\"\n".to_string(),
+            "tokens.algorithm",
+        ),
+        (
+            "[tokens]\nalgorithm = \"none\"\n".to_string(),
+            "tokens.algorithm",
+        ),
+        // An asymmetric algorithm needs the secret that seals its private keys.
+        (
+            "[tokens]\nalgorithm = \"EdDSA\"\n".to_string(),
+            "tokens.key_encryption_secret",
+        ),
+        (
+            "[tokens]\nalgorithm = \"ES256\"\nkey_encryption_secret = \"short\"\n".to_string(),
+            "tokens.key_encryption_secret",
+        ),
+        (
+            format!("[tokens]\nalgorithm = \"EdDSA\"\n{kek}\nkey_rotation = \"5m\"\n"),
+            "tokens.key_rotation",
+        ),
+        (
+            format!("[tokens]\nalgorithm = \"EdDSA\"\n{kek}\nkey_publish_delay = \"later\"\n"),
+            "tokens.key_publish_delay",
+        ),
+    ];
+    for (toml, key) in cases {
+        let msg = refused(&toml);
+        assert!(
+            msg.contains(key),
+            "{toml:?} refused without naming {key}: {msg}"
+        );
+    }
+    let text = format!("[tokens]\nalgorithm = \"ES256\"\n{kek}\nkey_rotation = \"90d\"\n");
+    let c = config::Config::try_from(config::parse(Path::new("t.toml"), &text).unwrap()).unwrap();
+    assert_eq!(c.tokens.algorithm_name(), "ES256");
+    assert_eq!(c.tokens.key_rotation.map(|d| d.as_secs()), Some(90 * 86400));
+    assert_eq!(c.tokens.key_publish_delay.as_secs(), 600);
+    let default =
+        config::Config::try_from(config::parse(Path::new("t.toml"), "").unwrap()).unwrap();
+    assert_eq!(
+        default.tokens.algorithm_name(),
+        "HS256",
+        "HS256 stays the default"
+    );
+}

@@ -71,7 +71,9 @@ fn an_sqlite_database_moves_to_postgres_with_ids_revocations_and_spent_tokens() 
     let (ok, out, err) = migrate(&from, &target.url());
     assert!(ok, "migrate failed: {err}");
     assert!(
-        out.contains("3 users, 1 revocations, 1 user cutoffs, 1 spent refresh tokens"),
+        out.contains(
+            "3 users, 1 revocations, 1 user cutoffs, 1 spent refresh tokens, 0 signing keys"
+        ),
         "{out}"
     );
     assert!(!out.contains(":authgate@"), "password printed: {out}");
@@ -130,5 +132,47 @@ fn an_sqlite_database_moves_to_postgres_with_ids_revocations_and_spent_tokens() 
     assert!(
         !ok && err.contains("--from must name an SQLite database"),
         "{err}"
+    );
+}
+
+#[test]
+fn signing_keys_move_along_sealed_and_their_tokens_stay_valid() {
+    use common::signing::*;
+    let Some(server) = require_postgres("migrate_postgres") else {
+        return;
+    };
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite_path = dir.path().join("old.db");
+    let old = signing_gateway(GatewayBuilder::new(up.addr), "EdDSA", "")
+        .route("/protected", "required")
+        .database(Arc::new(TestDatabase::Sqlite(sqlite_path.clone())))
+        .start();
+    let (alice, _) = tokens_for(&old, "alice");
+    let kid = header_of(&alice)["kid"].as_str().unwrap().to_string();
+    old.stop();
+
+    let target = TestDatabase::create_postgres(&server);
+    let (ok, out, err) = migrate(
+        &format!("sqlite:///{}", sqlite_path.display()),
+        &target.url(),
+    );
+    assert!(ok, "migrate failed: {err}");
+    assert!(out.contains(", 1 signing keys"), "{out}");
+
+    let gw = signing_gateway(GatewayBuilder::new(up.addr), "EdDSA", "")
+        .route("/protected", "required")
+        .database(Arc::new(target))
+        .start();
+    assert_eq!(published_kids(&gw), vec![kid.clone()]);
+    assert_eq!(with_token(gw.addr, "GET", "/protected", &alice).status, 200);
+    let resp = post_json(
+        gw.addr,
+        "/login",
+        &json!({"username": "alice", "password": "Password123"}),
+    );
+    assert_eq!(
+        header_of(resp.json()["access_token"].as_str().unwrap())["kid"],
+        kid.as_str()
     );
 }

@@ -62,7 +62,7 @@ impl AuthService {
         self.metrics.tokens_revoked_total.inc();
         tracing::info!(target: "audit", event = "password_changed", user_id = user.id);
         // Issued after the cutoff (`issue_time`), so the fresh pair is not caught by it.
-        Ok(self.session_reply(&user, StatusCode::OK, "Password changed"))
+        self.session_reply(&user, StatusCode::OK, "Password changed")
     }
 
     /// `DELETE /me`: checks the password, then deletes the account and ends every session

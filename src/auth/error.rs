@@ -44,6 +44,8 @@ pub enum AuthError {
     Busy,
     #[error("Service unavailable: the account database cannot be reached")]
     StoreUnavailable,
+    #[error("Service unavailable: no signing key")]
+    NoSigningKey,
     #[error(transparent)]
     Token(#[from] TokenError),
 }
@@ -105,7 +107,7 @@ impl AuthError {
             Forbidden => StatusCode::FORBIDDEN,
             BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyFailures { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Busy | StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Busy | StoreUnavailable | NoSigningKey => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }

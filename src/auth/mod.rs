@@ -5,6 +5,7 @@ pub mod account;
 pub mod bearer;
 pub mod error;
 pub mod json_body;
+pub mod keys;
 pub mod login_throttle;
 pub mod password;
 pub mod revocation;

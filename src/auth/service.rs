@@ -84,6 +84,9 @@ impl AuthService {
         let token = bearer_token(authorization)?;
         let now = now_secs();
         let verified = match self.verified.get(token) {
+            Some(v) if !self.tokens.key_still_verifies(&v, now) => {
+                return Err(TokenError::Invalid("Unknown key id (kid)").into())
+            }
             Some(v) if v.exp.saturating_add(self.tokens.leeway()) >= now => v,
             Some(_) => return Err(TokenError::Expired.into()),
             None => {
@@ -109,7 +112,12 @@ impl AuthService {
     }
 
     /// Issues the access/refresh pair of a new login session.
-    pub(super) fn session_reply(&self, user: &User, status: StatusCode, msg: &str) -> Reply {
+    pub(super) fn session_reply(
+        &self,
+        user: &User,
+        status: StatusCode,
+        msg: &str,
+    ) -> Result<Reply, AuthError> {
         let now = self.revocations.issue_time(user.id, now_secs());
         let sid = Uuid::new_v4();
         let subject = Subject {
@@ -120,15 +128,15 @@ impl AuthService {
         };
         let access = self
             .tokens
-            .issue(&subject, TokenType::Access, true, now, None);
+            .issue(&subject, TokenType::Access, true, now, None)?;
         let refresh = self
             .tokens
-            .issue(&subject, TokenType::Refresh, false, now, None);
-        Reply {
+            .issue(&subject, TokenType::Refresh, false, now, None)?;
+        Ok(Reply {
             status,
             body: json!({"msg": msg, "user": user_json(user), "access_token": access, "refresh_token": refresh}),
             carries_token: true,
-        }
+        })
     }
 
     /// Every `result` label of `authgate_registrations_total`.
@@ -151,7 +159,9 @@ impl AuthService {
         let label = match &result {
             Ok(_) => "success",
             Err(AuthError::UsernameTaken | AuthError::EmailTaken) => "conflict",
-            Err(AuthError::Busy | AuthError::StoreUnavailable) => "unavailable",
+            Err(AuthError::Busy | AuthError::StoreUnavailable | AuthError::NoSigningKey) => {
+                "unavailable"
+            }
             Err(_) => "invalid",
         };
         self.metrics
@@ -185,7 +195,7 @@ impl AuthService {
             .await
             .map_err(store_error)?;
         tracing::info!(target: "audit", event = "register", user_id = user.id);
-        Ok(self.session_reply(&user, StatusCode::CREATED, "User registered successfully"))
+        self.session_reply(&user, StatusCode::CREATED, "User registered successfully")
     }
 
     /// `POST /login`.
@@ -196,7 +206,9 @@ impl AuthService {
             Err(AuthError::InvalidCredentials) => "invalid_credentials",
             Err(AuthError::Deactivated) => "deactivated",
             Err(AuthError::TooManyFailures { .. }) => "throttled",
-            Err(AuthError::Busy | AuthError::StoreUnavailable) => "unavailable",
+            Err(AuthError::Busy | AuthError::StoreUnavailable | AuthError::NoSigningKey) => {
+                "unavailable"
+            }
             Err(_) => "bad_request",
         };
         self.metrics.logins_total.with_label_values(&[label]).inc();
@@ -258,6 +270,6 @@ impl AuthService {
             return Err(AuthError::Deactivated);
         }
         tracing::info!(target: "audit", event = "login", user_id = user.id);
-        Ok(self.session_reply(&user, StatusCode::OK, "Login successful"))
+        self.session_reply(&user, StatusCode::OK, "Login successful")
     }
 }

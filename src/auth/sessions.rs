@@ -137,12 +137,12 @@ impl AuthService {
         };
         let access = self
             .tokens
-            .issue(&subject, TokenType::Access, false, now, None);
+            .issue(&subject, TokenType::Access, false, now, None)?;
         let mut body = json!({"msg": "Token refreshed", "access_token": access});
         if rotate {
             body["refresh_token"] = self
                 .tokens
-                .issue(&subject, TokenType::Refresh, false, now, Some(token.exp))
+                .issue(&subject, TokenType::Refresh, false, now, Some(token.exp))?
                 .into();
         }
         tracing::info!(target: "audit", event = "refresh", user_id = user.id);

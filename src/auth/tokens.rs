@@ -1,7 +1,13 @@
-//! Issuing and verifying the JWTs. HS256 only (the configured algorithm), `typ: JWT`, and
-//! every claim checked: signature, `exp`/`nbf`/`iat` with the configured leeway, `iss`,
-//! `aud`, the token type, and well-formed ids. A `crit` header is refused.
+//! Issuing and verifying the JWTs: HS256 with the shared secret, or EdDSA / ES256 with the
+//! database's signing keys ([`KeySet`]), `typ: JWT`, and every claim checked: signature,
+//! `exp`/`nbf`/`iat` with the configured leeway, `iss`, `aud`, the token type, and
+//! well-formed ids. A `crit` header is refused.
+//!
+//! RFC 8725: the token's `kid` only selects a key among the stored ones, and the token's
+//! `alg` must be that key's algorithm, so a public key can never be used as an HMAC secret.
+//! `jku`, `jwk`, `x5u` and `x5c` headers are never followed: keys come from the database.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::errors::ErrorKind;
@@ -9,8 +15,15 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::error::TokenError;
+use super::error::{AuthError, TokenError};
+use super::keys::key_set::{KeyPolicy, KeySet, KeySnapshot, LiveKey};
 use crate::config::TokenConfig;
+
+/// The longest the JWK Set may be cached, in seconds.
+const JWKS_MAX_AGE_CAP_SECS: u64 = 300;
+
+/// Longest `kid` looked up; a thumbprint is 43 characters.
+pub const MAX_KID_BYTES: usize = 64;
 
 /// `access` or `refresh`, the claim Flask-JWT-Extended calls `type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,10 +75,15 @@ pub struct VerifiedToken {
     pub iat: i64,
     pub exp: i64,
     pub roles: Vec<String>,
+    /// The stored key that signed it; `None` for HS256.
+    pub kid: Option<String>,
 }
 
-/// Signs and checks tokens with one key.
+/// Signs and checks tokens: with the stored signing keys, or with the shared secret.
 pub struct TokenService {
+    keys: Arc<KeySet>,
+    /// `[tokens] algorithm` is HS256: the secret signs whenever no stored key does.
+    hmac_signs: bool,
     encoding: EncodingKey,
     decoding: DecodingKey,
     header: Header,
@@ -84,16 +102,19 @@ fn secs(d: Duration) -> i64 {
 }
 
 impl TokenService {
+    /// HS256 with `secret` and no stored keys.
     pub fn new(config: &TokenConfig, secret: &[u8]) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        // Time claims are checked below against the caller's clock, so one `now` decides
-        // every request; the library only checks that they are present.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.set_issuer(&[&config.issuer]);
-        validation.set_audience(&[&config.audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        let keys = KeySet::new(None, key_policy(config));
+        Self::with_keys(config, secret, Arc::new(keys))
+    }
+
+    /// Signs with the key `keys` name, or with `secret` when none does and the configured
+    /// algorithm is HS256.
+    pub fn with_keys(config: &TokenConfig, secret: &[u8], keys: Arc<KeySet>) -> Self {
+        let validation = base_validation(config, Algorithm::HS256);
         Self {
+            keys,
+            hmac_signs: config.algorithm.is_none(),
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             header: Header::new(Algorithm::HS256),
@@ -106,6 +127,25 @@ impl TokenService {
             rotate_refresh: config.rotate_refresh,
             reuse_grace: secs(config.reuse_grace),
         }
+    }
+
+    /// The `iss` of every token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Whether the key that signed a token verified earlier still verifies at `now`: a
+    /// cached token never outlives its key.
+    pub fn key_still_verifies(&self, token: &VerifiedToken, now: i64) -> bool {
+        token
+            .kid
+            .as_deref()
+            .is_none_or(|kid| self.keys.load().verifier(kid, now).is_some())
+    }
+
+    /// The signing keys this service reads.
+    pub fn keys(&self) -> &Arc<KeySet> {
+        &self.keys
     }
 
     /// Lifetime of refresh tokens, in seconds: how long a session can live.
@@ -142,7 +182,7 @@ impl TokenService {
         fresh: bool,
         now: i64,
         not_after: Option<i64>,
-    ) -> String {
+    ) -> Result<String, AuthError> {
         let ttl = match token_type {
             TokenType::Access => self.access_ttl,
             TokenType::Refresh => self.refresh_ttl,
@@ -162,9 +202,19 @@ impl TokenService {
             fresh,
             roles: subject.roles.to_vec(),
         };
-        // HMAC signing of a serialisable struct cannot fail.
-        jsonwebtoken::encode(&self.header, &claims, &self.encoding)
-            .expect("HS256 signing never fails")
+        let keys = self.keys.load();
+        let (header, key) = match keys.signer(now) {
+            Some(key) => (&key.header, &key.encoding),
+            None if self.hmac_signs => (&self.header, &self.encoding),
+            None => {
+                tracing::error!("no signing key: every stored key is retired");
+                return Err(AuthError::NoSigningKey);
+            }
+        };
+        jsonwebtoken::encode(header, &claims, key).map_err(|e| {
+            tracing::error!(error = %e, "cannot sign a token");
+            AuthError::NoSigningKey
+        })
     }
 
     /// Checks signature and claims and that the token is of the `expected` type.
@@ -175,8 +225,26 @@ impl TokenService {
         expected: TokenType,
         now: i64,
     ) -> Result<VerifiedToken, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+        let header = jsonwebtoken::decode_header(token).map_err(|e| map_error(e.kind()))?;
+        let keys = self.keys.load();
+        let hmac = header.alg == Algorithm::HS256;
+        let (decoding, validation) = if hmac {
+            // Whatever `kid`, `jku`, `jwk` or `x5u` say, an HMAC token is checked with the
+            // secret and nothing else: a public key can never become the HMAC key.
+            (&self.decoding, &self.validation)
+        } else {
+            let key = self.stored_key(&keys, &header, now)?;
+            (&key.decoding, &key.validation)
+        };
+        let data = jsonwebtoken::decode::<Claims>(token, decoding, validation)
             .map_err(|e| map_error(e.kind()))?;
+        if hmac && !keys.hmac_accepts(data.claims.iat) {
+            // Issued with the secret after the switch to signing keys: only the secret's
+            // holder could have made it.
+            return Err(TokenError::Invalid(
+                "The specified alg value is not allowed",
+            ));
+        }
         if data.header.typ.as_deref() != Some("JWT") {
             return Err(TokenError::Invalid("Invalid token type in header"));
         }
@@ -222,7 +290,67 @@ impl TokenService {
             iat: c.iat,
             exp: c.exp,
             roles: c.roles,
+            kid: if hmac { None } else { data.header.kid },
         })
+    }
+}
+
+impl TokenService {
+    /// The stored key an asymmetric token names: its `kid` (length-capped, compared, never
+    /// used as a path or a query) selects the key, and its `alg` must be that key's.
+    fn stored_key<'k>(
+        &self,
+        keys: &'k KeySnapshot,
+        header: &Header,
+        now: i64,
+    ) -> Result<&'k LiveKey, TokenError> {
+        let not_allowed = TokenError::Invalid("The specified alg value is not allowed");
+        if !keys
+            .keys()
+            .iter()
+            .any(|k| k.algorithm.jwt_algorithm() == header.alg)
+        {
+            return Err(not_allowed);
+        }
+        let kid = header
+            .kid
+            .as_deref()
+            .ok_or(TokenError::Invalid("Missing key id (kid)"))?;
+        let key = (kid.len() <= MAX_KID_BYTES)
+            .then(|| keys.verifier(kid, now))
+            .flatten()
+            .ok_or(TokenError::Invalid("Unknown key id (kid)"))?;
+        if key.algorithm.jwt_algorithm() != header.alg {
+            return Err(not_allowed);
+        }
+        Ok(key)
+    }
+}
+
+/// Validation for `algorithm`: issuer, audience and the required claims. Time claims are
+/// checked by [`TokenService::verify`] against the caller's clock, so one `now` decides
+/// every request; the library only checks that they are present.
+fn base_validation(config: &TokenConfig, algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = 0;
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation
+}
+
+/// How stored keys check tokens, from the config.
+pub fn key_policy(config: &TokenConfig) -> KeyPolicy {
+    KeyPolicy {
+        longest_ttl: secs(config.refresh_ttl.max(config.access_ttl)),
+        leeway: secs(config.leeway),
+        hmac_configured: config.algorithm.is_none(),
+        validation: base_validation(config, Algorithm::EdDSA),
+        // Half the publish delay, at most five minutes: a consumer refetching on this
+        // schedule has a new key well before it signs.
+        jwks_max_age: (config.key_publish_delay.as_secs() / 2).min(JWKS_MAX_AGE_CAP_SECS),
     }
 }
 
@@ -270,6 +398,10 @@ mod tests {
             leeway: Duration::from_secs(5),
             rotate_refresh: true,
             reuse_grace: Duration::ZERO,
+            algorithm: None,
+            key_encryption_secret: None,
+            key_rotation: None,
+            key_publish_delay: Duration::from_secs(600),
         };
         TokenService::new(&config, &[7u8; 32])
     }
@@ -284,7 +416,9 @@ mod tests {
             sid,
             roles: &[],
         };
-        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let t = s
+            .issue(&subject, TokenType::Access, true, 1_000_000, None)
+            .unwrap();
         let v = s.verify(&t, TokenType::Access, 1_000_010).unwrap();
         assert_eq!((v.user_id, v.username.as_str(), v.sid), (42, "alice", sid));
         assert_eq!(
@@ -302,7 +436,9 @@ mod tests {
             sid: Uuid::new_v4(),
             roles: &[],
         };
-        let good = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let good = s
+            .issue(&subject, TokenType::Access, true, 1_000_000, None)
+            .unwrap();
         let claims = jsonwebtoken::dangerous::insecure_decode::<Claims>(&good)
             .unwrap()
             .claims;
@@ -325,7 +461,9 @@ mod tests {
             sid: Uuid::new_v4(),
             roles: &[],
         };
-        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let t = s
+            .issue(&subject, TokenType::Access, true, 1_000_000, None)
+            .unwrap();
         assert!(s.verify(&t, TokenType::Access, 1_003_604).is_ok());
         assert_eq!(
             s.verify(&t, TokenType::Access, 1_003_606),
@@ -347,13 +485,17 @@ mod tests {
             sid: Uuid::new_v4(),
             roles: &roles,
         };
-        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let t = s
+            .issue(&subject, TokenType::Access, true, 1_000_000, None)
+            .unwrap();
         assert_eq!(
             s.verify(&t, TokenType::Access, 1_000_010).unwrap().roles,
             roles
         );
         subject.roles = &[];
-        let t = s.issue(&subject, TokenType::Access, true, 1_000_000, None);
+        let t = s
+            .issue(&subject, TokenType::Access, true, 1_000_000, None)
+            .unwrap();
         let payload = jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(&t)
             .unwrap()
             .claims;

@@ -50,6 +50,13 @@ impl VerifiedCache {
             .retain(|_, v| v.exp.saturating_add(leeway) >= now);
     }
 
+    /// Forgets every token (a signing key was retired: its tokens must be verified again,
+    /// and fail).
+    pub fn clear(&self) {
+        self.entries.clear();
+        self.inserted.store(0, Ordering::Relaxed);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -74,6 +81,7 @@ mod tests {
             iat: 0,
             exp,
             roles: Vec::new(),
+            kid: None,
         })
     }
 

@@ -101,6 +101,10 @@ pub struct TokensFile {
     pub leeway: String,
     pub rotate_refresh: bool,
     pub reuse_grace: String,
+    pub algorithm: String,
+    pub key_encryption_secret: String,
+    pub key_rotation: String,
+    pub key_publish_delay: String,
 }
 
 impl Default for TokensFile {
@@ -114,6 +118,10 @@ impl Default for TokensFile {
             leeway: "5s".into(),
             rotate_refresh: true,
             reuse_grace: "0s".into(),
+            algorithm: "HS256".into(),
+            key_encryption_secret: String::new(),
+            key_rotation: String::new(),
+            key_publish_delay: "10m".into(),
         }
     }
 }

@@ -20,6 +20,7 @@ use super::routing::{route, upstream};
 pub use super::routing::{AuthMode, RouteConfig, UpstreamConfig};
 pub use super::values::parse_rate;
 use super::values::{duration, endpoint_path, header_name, socket_addr};
+use crate::auth::keys::KeyAlgorithm;
 
 /// Everything the gateway needs, checked.
 #[derive(Debug, Clone)]
@@ -68,6 +69,22 @@ pub struct TokenConfig {
     pub rotate_refresh: bool,
     /// How long a spent refresh token may be presented again before it counts as theft.
     pub reuse_grace: Duration,
+    /// `None`: HS256 with the shared secret (the original contract). Otherwise the kind of
+    /// key `authgate keys rotate` makes; the database decides which key signs.
+    pub algorithm: Option<KeyAlgorithm>,
+    /// Seals the private signing keys in the database; needed with an asymmetric algorithm.
+    pub key_encryption_secret: Option<Vec<u8>>,
+    /// Automatic rotation period; `None`: rotation on command only.
+    pub key_rotation: Option<Duration>,
+    /// How long a new key is published before it signs.
+    pub key_publish_delay: Duration,
+}
+
+impl TokenConfig {
+    /// The `[tokens] algorithm` name.
+    pub fn algorithm_name(&self) -> &'static str {
+        self.algorithm.map_or("HS256", KeyAlgorithm::as_str)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -208,7 +225,49 @@ impl TryFrom<FileConfig> for Config {
             leeway: duration("tokens.leeway", &t.leeway)?,
             rotate_refresh: t.rotate_refresh,
             reuse_grace: duration("tokens.reuse_grace", &t.reuse_grace)?,
+            algorithm: match t.algorithm.as_str() {
+                "HS256" => None,
+                other => Some(KeyAlgorithm::parse(other).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "tokens.algorithm",
+                        format!("{other:?} is not one of \"HS256\", \"EdDSA\", \"ES256\""),
+                    )
+                })?),
+            },
+            key_encryption_secret: match t.key_encryption_secret.as_bytes() {
+                [] => None,
+                s if s.len() < 32 => {
+                    return Err(ConfigError::invalid(
+                        "tokens.key_encryption_secret",
+                        format!("is {} bytes; at least 32 are needed", s.len()),
+                    ))
+                }
+                s => Some(s.to_vec()),
+            },
+            key_rotation: match t.key_rotation.as_str() {
+                "" => None,
+                r => Some(duration("tokens.key_rotation", r)?),
+            },
+            key_publish_delay: duration("tokens.key_publish_delay", &t.key_publish_delay)?,
         };
+        if tokens.algorithm.is_some() && tokens.key_encryption_secret.is_none() {
+            return Err(ConfigError::invalid(
+                "tokens.key_encryption_secret",
+                format!(
+                    "must be set (or AUTHGATE_KEY_ENCRYPTION_SECRET) with algorithm {}: it seals \
+                     the private signing keys in the database",
+                    tokens.algorithm_name()
+                ),
+            ));
+        }
+        if let Some(every) = tokens.key_rotation {
+            if every <= tokens.key_publish_delay {
+                return Err(ConfigError::invalid(
+                    "tokens.key_rotation",
+                    "must be longer than tokens.key_publish_delay",
+                ));
+            }
+        }
         if tokens.access_ttl.is_zero() || tokens.refresh_ttl.is_zero() {
             return Err(ConfigError::invalid(
                 "tokens.access_ttl",

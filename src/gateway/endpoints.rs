@@ -1,6 +1,7 @@
 //! Serves the gateway's own endpoints (`/register`, `/login`, `/logout`, `/refresh`, and
 //! the forward-auth check; the self-service ones are in `account_endpoints`): method and
-//! rate-limit checks, a capped body read, then the auth service.
+//! rate-limit checks, a capped body read, then the auth service. The published keys and
+//! metadata (`/.well-known/...`) are answered by `jwks_endpoint`.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -32,7 +33,9 @@ pub fn rate_limited(limited: Limited) -> JsonResponse {
 pub fn auth_error(e: &AuthError) -> JsonResponse {
     let resp = JsonResponse::error(e.status(), e);
     match e {
-        AuthError::Busy | AuthError::StoreUnavailable => resp.header("Retry-After", "1"),
+        AuthError::Busy | AuthError::StoreUnavailable | AuthError::NoSigningKey => {
+            resp.header("Retry-After", "1")
+        }
         AuthError::TooManyFailures { retry_after_secs } => {
             resp.header("Retry-After", retry_after_secs.to_string())
         }
@@ -151,7 +154,9 @@ async fn handle(
             | Endpoint::Verify
             | Endpoint::Me
             | Endpoint::Password
-            | Endpoint::OpenApi => None,
+            | Endpoint::OpenApi
+            | Endpoint::Jwks
+            | Endpoint::AuthorizationServerMetadata => None,
         };
         if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
             gw.metrics
@@ -178,7 +183,12 @@ async fn handle(
             auth.logout_all(authorization.iter().map(|v| v.as_bytes()))
                 .await
         }
-        Endpoint::Verify | Endpoint::Me | Endpoint::Password | Endpoint::OpenApi => {
+        Endpoint::Verify
+        | Endpoint::Me
+        | Endpoint::Password
+        | Endpoint::OpenApi
+        | Endpoint::Jwks
+        | Endpoint::AuthorizationServerMetadata => {
             unreachable!("answered before the body is read")
         }
         Endpoint::Logout => {
@@ -264,6 +274,9 @@ pub async fn serve(
 ) -> JsonResponse {
     if endpoint == Endpoint::Verify {
         return verify(gw, session);
+    }
+    if let Some(resp) = super::jwks_endpoint::serve(gw, session, endpoint) {
+        return resp;
     }
     if endpoint == Endpoint::OpenApi {
         return openapi(gw, session);

@@ -186,6 +186,7 @@ mod tests {
             iat: 0,
             exp: 0,
             roles: Vec::new(),
+            kid: None,
         };
         let mut req = RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("x-user-id", "999").unwrap();

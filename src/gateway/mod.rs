@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod header_deadline;
 pub mod health_check;
 pub mod identity;
+pub mod jwks_endpoint;
 pub mod path;
 pub mod policy;
 pub mod respond;

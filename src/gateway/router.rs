@@ -24,11 +24,15 @@ pub enum Endpoint {
     Me,
     /// `POST`: the caller changes their password (`[account] password_path`).
     Password,
+    /// `/.well-known/jwks.json`: the public signing keys.
+    Jwks,
+    /// `/.well-known/oauth-authorization-server`: RFC 8414 metadata.
+    AuthorizationServerMetadata,
 }
 
 impl Endpoint {
     /// Every endpoint, in discriminant order.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::Register,
         Endpoint::Login,
         Endpoint::Logout,
@@ -38,6 +42,8 @@ impl Endpoint {
         Endpoint::OpenApi,
         Endpoint::Me,
         Endpoint::Password,
+        Endpoint::Jwks,
+        Endpoint::AuthorizationServerMetadata,
     ];
 
     fn from_path(path: &str) -> Option<Self> {
@@ -47,6 +53,8 @@ impl Endpoint {
             "/logout" => Endpoint::Logout,
             "/logout/all" => Endpoint::LogoutAll,
             "/refresh" => Endpoint::Refresh,
+            "/.well-known/jwks.json" => Endpoint::Jwks,
+            "/.well-known/oauth-authorization-server" => Endpoint::AuthorizationServerMetadata,
             _ => return None,
         })
     }
@@ -63,6 +71,8 @@ impl Endpoint {
             Endpoint::OpenApi => "openapi",
             Endpoint::Me => "me",
             Endpoint::Password => "password",
+            Endpoint::Jwks => "jwks",
+            Endpoint::AuthorizationServerMetadata => "oauth_metadata",
         }
     }
 }

@@ -4,8 +4,10 @@
 
 mod postgres;
 mod schema;
+mod signing_keys;
 mod sqlite;
 pub mod sqlite_backup;
+mod sqlite_keys;
 pub mod transfer;
 
 use std::sync::Arc;
@@ -15,6 +17,7 @@ use async_trait::async_trait;
 use crate::config::DatabaseBackend;
 
 pub use postgres::PostgresStore;
+pub use signing_keys::{AddKeyOutcome, StoredSigningKey};
 pub use sqlite::SqliteStore;
 
 /// The case-folded form that uniqueness is decided on, by both backends alike (kept in the
@@ -323,6 +326,18 @@ pub trait Store: Send + Sync + 'static {
     async fn prune_revocations(&self, now: i64) -> Result<usize, StoreError>;
     /// Answers when the database can be read.
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Every signing key, retired ones included, oldest `signs_from` first.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    /// Adds a signing key under a database-wide lock, unless a live key created after
+    /// `unless_created_after` exists: of two gateways rotating on schedule at once, one adds
+    /// a key and the other sees it. `None` adds unconditionally (`authgate keys rotate`).
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        unless_created_after: Option<i64>,
+    ) -> Result<AddKeyOutcome, StoreError>;
+    /// Marks key `kid` retired at `now`; false when no live key has that kid.
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError>;
     /// A signal raised whenever another process may have committed a revocation, so the
     /// cache can sync at once instead of at its next tick. `None` (SQLite): polling only.
     fn subscribe(&self) -> Option<Arc<tokio::sync::Notify>> {

@@ -39,6 +39,16 @@ const MIGRATIONS: &[&str] = &[
     //    cutoff is looked up when a new one is written.
     "ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
     CREATE INDEX revocations_user_id ON revocations (user_id);",
+    // 4: signing keys for EdDSA / ES256 tokens; private keys sealed (never in clear).
+    "CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        public_key BLOB NOT NULL,
+        sealed_private_key BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        signs_from INTEGER NOT NULL,
+        retired_at INTEGER
+    );",
 ];
 
 /// Brings the schema up to date. Each step takes the write lock first and re-reads the

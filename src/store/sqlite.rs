@@ -9,8 +9,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::{
-    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, schema, with_role,
-    NewUser, Revocation, RevocationBatch, RevocationRow, Store, StoreError, User, UserCutoff,
+    after_earlier_cutoff, fold_case, roles_from_column, roles_to_column, schema, sqlite_keys,
+    with_role, AddKeyOutcome, NewUser, Revocation, RevocationBatch, RevocationRow, Store,
+    StoreError, StoredSigningKey, User, UserCutoff,
 };
 
 /// A SQLite database file shared by the gateway's tasks (and by other gateway processes).
@@ -388,6 +389,25 @@ impl Store for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.with_conn(|conn| Ok(conn.query_row("SELECT count(*) FROM users", [], |_| Ok(()))?))
+            .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.with_conn(|conn| sqlite_keys::signing_keys(conn)).await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        unless_created_after: Option<i64>,
+    ) -> Result<AddKeyOutcome, StoreError> {
+        self.with_conn(move |conn| sqlite_keys::add_signing_key(conn, key, unless_created_after))
+            .await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        let kid = kid.to_string();
+        self.with_conn(move |conn| sqlite_keys::retire_signing_key(conn, &kid, now))
             .await
     }
 }

@@ -1,14 +1,16 @@
 //! `authgate migrate`: copies an SQLite database into PostgreSQL when a single gateway
 //! grows into a fleet. Accounts keep their ids, hashes and active flags (so issued tokens
 //! stay valid), and the revocations, user cutoffs and spent refresh tokens that still
-//! matter come along (so nothing logged out comes back to life).
+//! matter come along (so nothing logged out comes back to life), and so do the signing keys,
+//! still sealed (so EdDSA / ES256 tokens stay valid; the fleet needs the same
+//! `key_encryption_secret`).
 
 use std::fmt;
 use std::path::Path;
 
 use rusqlite::params;
 
-use super::{PostgresStore, SqliteStore, StoreError, User};
+use super::{sqlite_keys, PostgresStore, SqliteStore, StoreError, StoredSigningKey, User};
 use crate::config::PostgresConfig;
 
 /// Everything worth copying, read in one transaction.
@@ -17,6 +19,8 @@ pub struct Snapshot {
     pub users: Vec<User>,
     pub revocations: Vec<StoredRevocation>,
     pub spent_refresh_tokens: Vec<SpentRefreshToken>,
+    /// Every key, retired ones too: the first one's time is when HS256 stopped signing.
+    pub signing_keys: Vec<StoredSigningKey>,
 }
 
 /// A `revocations` row as stored (sessions, tokens and user cutoffs alike).
@@ -48,14 +52,19 @@ pub struct TransferCounts {
     /// Logout-everywhere and deactivation cutoffs.
     pub cutoffs: usize,
     pub spent_refresh_tokens: usize,
+    pub signing_keys: usize,
 }
 
 impl fmt::Display for TransferCounts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} users, {} revocations, {} user cutoffs, {} spent refresh tokens",
-            self.users, self.revocations, self.cutoffs, self.spent_refresh_tokens
+            "{} users, {} revocations, {} user cutoffs, {} spent refresh tokens, {} signing keys",
+            self.users,
+            self.revocations,
+            self.cutoffs,
+            self.spent_refresh_tokens,
+            self.signing_keys
         )
     }
 }
@@ -125,10 +134,12 @@ impl SqliteStore {
                 })?;
                 rows.collect::<rusqlite::Result<Vec<_>>>()?
             };
+            let signing_keys = sqlite_keys::signing_keys(&tx)?;
             Ok(Snapshot {
                 users,
                 revocations,
                 spent_refresh_tokens,
+                signing_keys,
             })
         })
         .await

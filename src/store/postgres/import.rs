@@ -81,6 +81,20 @@ impl PostgresStore {
                             .await?;
                         counts.spent_refresh_tokens += 1;
                     }
+                    let insert_key = tx
+                        .prepare(
+                            "INSERT INTO signing_keys (kid, algorithm, public_key, sealed_private_key, created_at, signs_from, retired_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .await?;
+                    for k in &snapshot.signing_keys {
+                        tx.execute(
+                            &insert_key,
+                            &[&k.kid, &k.algorithm, &k.public_key, &k.sealed_private_key, &k.created_at, &k.signs_from, &k.retired_at],
+                        )
+                        .await?;
+                        counts.signing_keys += 1;
+                    }
                     tx.batch_execute(&format!("NOTIFY {CHANNEL}")).await?;
                     tx.commit().await?;
                     Ok::<_, StoreError>(Ok(counts))

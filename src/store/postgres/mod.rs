@@ -11,6 +11,7 @@ mod import;
 mod notify;
 mod runtime;
 mod schema;
+mod signing_keys;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -21,8 +22,8 @@ use tokio::sync::Notify;
 use tokio_postgres::error::SqlState;
 
 use super::{
-    fold_case, roles_from_column, roles_to_column, NewUser, Revocation, RevocationBatch,
-    RevocationRow, Store, StoreError, User, UserCutoff,
+    fold_case, roles_from_column, roles_to_column, AddKeyOutcome, NewUser, Revocation,
+    RevocationBatch, RevocationRow, Store, StoreError, StoredSigningKey, User, UserCutoff,
 };
 use account_changes::{insert_cutoff_in, insert_revocation_in};
 use runtime::DbRuntime;
@@ -374,6 +375,22 @@ impl Store for PostgresStore {
             })
         })
         .await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.read_signing_keys().await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        unless_created_after: Option<i64>,
+    ) -> Result<AddKeyOutcome, StoreError> {
+        self.insert_signing_key(key, unless_created_after).await
+    }
+
+    async fn retire_signing_key(&self, kid: &str, now: i64) -> Result<bool, StoreError> {
+        self.mark_signing_key_retired(kid.to_string(), now).await
     }
 
     fn subscribe(&self) -> Option<Arc<Notify>> {

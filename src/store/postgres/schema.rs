@@ -7,6 +7,8 @@ use deadpool_postgres::Client;
 
 /// Advisory lock held while migrating ("authgate" in ASCII, then 1).
 const MIGRATION_LOCK: i64 = 0x6175_7468_6761_7401;
+/// Advisory lock held while adding a signing key, so one gateway rotates at a time.
+pub(super) const SIGNING_KEY_LOCK: i64 = 0x6175_7468_6761_7403;
 /// Advisory lock that orders revocation inserts (see `revocations_in_commit_order`).
 pub(super) const REVOCATION_ORDER_LOCK: i64 = 0x6175_7468_6761_7402;
 /// The channel a committed revocation is announced on.
@@ -53,6 +55,18 @@ const MIGRATIONS: &[&str] = &[
     // user's latest cutoff is looked up when a new one is written.
     "ALTER TABLE users ADD COLUMN roles TEXT NOT NULL DEFAULT '';
     CREATE INDEX revocations_user_id ON revocations (user_id);",
+    "
+    -- 3 (SQLite's 4): signing keys for EdDSA / ES256 tokens; private keys sealed.
+    CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        public_key BYTEA NOT NULL,
+        sealed_private_key BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        signs_from BIGINT NOT NULL,
+        retired_at BIGINT
+    );
+",
 ];
 
 /// Brings the schema up to date; returns the version it is at.
