@@ -16,6 +16,7 @@ pub mod key_admin;
 pub mod limits;
 mod maintenance;
 pub mod metrics;
+pub mod open_files;
 pub mod openapi;
 pub mod ops;
 pub mod secret;

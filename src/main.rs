@@ -167,6 +167,7 @@ impl UsersAction {
 fn run_gateway(config: &Config) -> ExitCode {
     // Held until the server has shut down, so the last lines are written out.
     let _log = authgate::telemetry::init(&config.log);
+    authgate::open_files::raise_and_log();
     match authgate::build_server(config) {
         Ok(server) => {
             tracing::info!(listen = %config.server.listen, "authgate starting");
