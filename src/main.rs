@@ -183,28 +183,35 @@ fn run_gateway(config: &Config) -> ExitCode {
     }
 }
 
-fn run_users(config: &Config, command: UserCommand, json: bool) -> anyhow::Result<String> {
+/// A one-shot runtime and the configured database, for the admin commands.
+fn admin_store(
+    config: &Config,
+) -> anyhow::Result<(
+    tokio::runtime::Runtime,
+    std::sync::Arc<dyn authgate::store::Store>,
+)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let store = authgate::store::open(&config.database.backend)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
-        Ok(authgate::admin::run(store.as_ref(), config, &command, json).await?)
-    })
+    let store = runtime
+        .block_on(authgate::store::open(&config.database.backend))
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
+    Ok((runtime, store))
+}
+
+fn run_users(config: &Config, command: UserCommand, json: bool) -> anyhow::Result<String> {
+    let (runtime, store) = admin_store(config)?;
+    Ok(runtime.block_on(authgate::admin::run(store.as_ref(), config, &command, json))?)
 }
 
 fn run_keys(config: &Config, command: KeyCommand, json: bool) -> anyhow::Result<String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = authgate::store::open(&config.database.backend)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", config.database.backend))?;
-        Ok(authgate::key_admin::run(store.as_ref(), config, &command, json).await?)
-    })
+    let (runtime, store) = admin_store(config)?;
+    Ok(runtime.block_on(authgate::key_admin::run(
+        store.as_ref(),
+        config,
+        &command,
+        json,
+    ))?)
 }
 
 fn run_migrate(from: &str, to: &str) -> anyhow::Result<String> {

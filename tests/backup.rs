@@ -3,21 +3,11 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 use serde_json::json;
 
-fn run_backup(gw: &TestGateway, destination: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&gw.config_path)
-        .arg("backup")
-        .arg(destination)
-        .env_remove("DATABASE_URL")
-        .env_remove("AUTHGATE_CONFIG")
-        .output()
-        .unwrap()
+fn run_backup(gw: &TestGateway, destination: &std::path::Path) -> common::cli::CliOutput {
+    common::cli::authgate(gw, &["backup", &destination.display().to_string()], None)
 }
 
 #[test]
@@ -37,20 +27,16 @@ fn a_backup_taken_while_running_restores_accounts_and_revocations() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("copy.db");
     let out = run_backup(&gw, &copy);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = &out.stdout;
+    assert!(out.ok, "{stdout}{}", out.stderr);
     assert!(stdout.contains("(2 accounts"), "{stdout}");
     // The gateway kept running through the copy.
     assert_eq!(register(&gw, "carol")["user"]["username"], "carol");
 
     // A second backup to the same path is refused and leaves the first one whole.
     let again = run_backup(&gw, &copy);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
+    assert!(!again.ok);
+    assert!(again.stderr.contains("exists already"), "{}", again.stderr);
 
     let restored = GatewayBuilder::new(up.addr)
         .route("/protected", "required")

@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::gateway::{free_addr, wait_for_port};
 use common::*;
@@ -28,16 +28,7 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .args(["--config"])
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .env_remove("JWT_SECRET_KEY")
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = common::cli::spawn_gateway(&config);
     wait_for_port(addr);
 
     let password = "Sup3r secret pässword";

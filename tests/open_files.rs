@@ -63,7 +63,10 @@ fn the_soft_open_files_limit_is_raised_to_the_hard_limit() {
         .iter()
         .find(|l| l.contains("open files limit"))
         .unwrap_or_else(|| panic!("no open files line in {log:#?}"));
-    assert_ne!(hard, "256", "this machine's hard limit leaves nothing to raise");
+    assert_ne!(
+        hard, "256",
+        "this machine's hard limit leaves nothing to raise"
+    );
     assert_eq!(soft, hard, "soft limit not raised");
     assert!(line.contains("open files limit raised"), "{line}");
     assert!(line.contains("from=256"), "{line}");

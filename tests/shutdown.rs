@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
@@ -27,16 +27,7 @@ fn start(
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_authgate"))
-        .arg("--config")
-        .arg(&config)
-        .env_remove("RUST_LOG")
-        .env_remove("JWT_SECRET_KEY")
-        .env_remove("DATABASE_URL")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = common::cli::spawn_gateway(&config);
     wait_for_port(addr);
     wait_for_port(ops);
     (child, addr, ops)

@@ -8,7 +8,7 @@ use http::header::AUTHORIZATION;
 use http::{Method, StatusCode};
 use pingora::protocols::http::ServerSession;
 
-use super::endpoints::{check_content_type, rate_limited, read_body, refused, reply};
+use super::endpoints::{check_content_type, per_ip_limit, read_body, refused, reply};
 use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
@@ -50,13 +50,8 @@ async fn handle(
                 .header("Allow", allowed(endpoint)),
         );
     }
-    if let Some(Err(limited)) = client_ip.map(|ip| gw.limits.account.check(&ip)) {
-        gw.metrics
-            .rate_limited_total
-            .with_label_values(&[endpoint.name()])
-            .inc();
-        tracing::info!(target: "audit", event = "rate_limited", scope = endpoint.name());
-        return Err(rate_limited(limited));
+    if let Some(ip) = client_ip {
+        per_ip_limit(gw, &gw.limits.account, ip, endpoint)?;
     }
     let body = read_body(session, gw.max_body_bytes, gw.client_timeout).await?;
     let auth = &gw.auth;

@@ -16,7 +16,7 @@ use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
 use crate::auth::{AuthError, Reply};
-use crate::limits::Limited;
+use crate::limits::{KeyedLimit, Limited};
 
 /// What a client sees when a rate limit refuses it.
 pub fn rate_limited(limited: Limited) -> JsonResponse {
@@ -27,6 +27,24 @@ pub fn rate_limited(limited: Limited) -> JsonResponse {
     .header("Retry-After", limited.retry_after_secs.to_string())
     .header("RateLimit-Policy", limited.policy)
     .header("RateLimit", limited.state)
+}
+
+/// An endpoint's per-IP rate limit: counted, audited and answered 429 when exceeded.
+pub(super) fn per_ip_limit(
+    gw: &Gateway,
+    limit: &KeyedLimit<IpAddr>,
+    ip: IpAddr,
+    endpoint: Endpoint,
+) -> Result<(), JsonResponse> {
+    let Err(limited) = limit.check(&ip) else {
+        return Ok(());
+    };
+    gw.metrics
+        .rate_limited_total
+        .with_label_values(&[endpoint.name()])
+        .inc();
+    tracing::info!(target: "audit", event = "rate_limited", scope = endpoint.name());
+    Err(rate_limited(limited))
 }
 
 /// The JSON answer for an auth failure.
@@ -158,13 +176,8 @@ async fn handle(
             | Endpoint::Jwks
             | Endpoint::AuthorizationServerMetadata => None,
         };
-        if let Some(Err(limited)) = limit.map(|l| l.check(&ip)) {
-            gw.metrics
-                .rate_limited_total
-                .with_label_values(&[endpoint.name()])
-                .inc();
-            tracing::info!(target: "audit", event = "rate_limited", scope = endpoint.name());
-            return Err(rate_limited(limited));
+        if let Some(limit) = limit {
+            per_ip_limit(gw, limit, ip, endpoint)?;
         }
     }
     let body = read_body(session, gw.max_body_bytes, gw.client_timeout).await?;

@@ -2,7 +2,8 @@
 //! an operator would on the same machine.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 
 use super::gateway::TestGateway;
 
@@ -47,4 +48,19 @@ pub fn authgate_ok(gw: &TestGateway, args: &[&str], stdin: Option<&str>) -> Stri
         out.stdout, out.stderr
     );
     out.stdout
+}
+
+/// The gateway binary started on `config`, its log on a pipe, with none of this
+/// environment's overrides (`RUST_LOG`, `JWT_SECRET_KEY`, `DATABASE_URL`).
+pub fn spawn_gateway(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUST_LOG")
+        .env_remove("JWT_SECRET_KEY")
+        .env_remove("DATABASE_URL")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start authgate")
 }
