@@ -190,3 +190,29 @@ fn requests_are_spread_over_an_upstreams_servers_and_skip_a_dead_one() {
         };
     }
 }
+
+/// A gateway started before its only upstream server: the first check marks the server
+/// down, and checks are an hour apart here. Once the server listens, the very next request
+/// reaches it (every server marked down is tried anyway, and the answer decides).
+#[test]
+fn an_upstream_started_after_the_gateway_is_tried_at_once() {
+    let addr = common::gateway::free_addr();
+    let gw = GatewayBuilder::new(addr)
+        .health_check_interval("1h")
+        .route("/public", "public")
+        .start();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while send(gw.ops_addr, "GET", "/readyz", &[], None).status != 503 {
+        assert!(std::time::Instant::now() < deadline, "never marked down");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let down = send(gw.addr, "GET", "/public/x", &[], None);
+    assert_eq!(down.status, 502);
+    assert_eq!(down.msg(), "Bad gateway: the upstream could not be reached");
+
+    let up = Upstream::start_at(addr, Behavior::Echo);
+    let resp = send(gw.addr, "GET", "/public/x", &[], None);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(up.count(), 1);
+    assert_eq!(up.last().target, "/public/x");
+}

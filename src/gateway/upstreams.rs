@@ -1,6 +1,7 @@
 //! The upstream pools: round robin over each upstream's servers, with TCP health checks run
 //! as background services so an unreachable server is skipped.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub struct Upstream {
     /// Every server with its peer, built once: a request clones a peer instead of
     /// building one, and a single-server upstream skips the balancer's iterator.
     peers: Vec<(Backend, HttpPeer)>,
+    /// Turns through `peers` when every server is marked down.
+    fallback_turn: AtomicUsize,
 }
 
 /// All upstreams, in config order.
@@ -64,20 +67,33 @@ impl Upstreams {
                 name: u.name.clone(),
                 balancer: service.task(),
                 peers,
+                fallback_turn: AtomicUsize::new(0),
             });
             checks.push(service);
         }
         Ok((Self { pools }, checks))
     }
 
-    /// A healthy server of upstream `index`, as a plain-HTTP peer with keep-alive.
+    /// A healthy server of upstream `index`, as a plain-HTTP peer with keep-alive. When
+    /// every server is marked down, one of them anyway, in turn (as nginx does): a mark is
+    /// only as fresh as the last health check, and a server that came up since (one
+    /// started a moment after the gateway) should be tried at once, its answer deciding,
+    /// not answered 502 for a whole check interval.
     pub fn peer(&self, index: usize) -> Option<Box<HttpPeer>> {
         let pool = &self.pools[index];
-        let peer = match pool.peers.as_slice() {
-            [(backend, peer)] => pool.balancer.backends().ready(backend).then_some(peer)?,
-            peers => {
-                let backend = pool.balancer.select(b"", 256)?;
-                &peers.iter().find(|(b, _)| *b == backend)?.1
+        let healthy = match pool.peers.as_slice() {
+            [(backend, peer)] => pool.balancer.backends().ready(backend).then_some(peer),
+            peers => pool
+                .balancer
+                .select(b"", 256)
+                .and_then(|backend| peers.iter().find(|(b, _)| *b == backend))
+                .map(|(_, peer)| peer),
+        };
+        let peer = match healthy {
+            Some(peer) => peer,
+            None => {
+                let turn = pool.fallback_turn.fetch_add(1, Ordering::Relaxed);
+                &pool.peers.get(turn % pool.peers.len().max(1))?.1
             }
         };
         Some(Box::new(peer.clone()))

@@ -48,6 +48,7 @@ pub struct GatewayBuilder {
     db: Option<Arc<TestDatabase>>,
     /// Overrides the database's own URL (e.g. to reach it through a proxy).
     db_url: Option<String>,
+    health_check_interval: &'static str,
 }
 
 impl GatewayBuilder {
@@ -78,6 +79,7 @@ impl GatewayBuilder {
             dir: None,
             db: None,
             db_url: None,
+            health_check_interval: "200ms",
         }
     }
 
@@ -103,6 +105,12 @@ impl GatewayBuilder {
 
     pub fn upstream(mut self, name: &str, servers: Vec<SocketAddr>) -> Self {
         self.upstreams.push((name.into(), servers));
+        self
+    }
+
+    /// How often every upstream's servers are health-checked (200 ms unless set).
+    pub fn health_check_interval(mut self, interval: &'static str) -> Self {
+        self.health_check_interval = interval;
         self
     }
 
@@ -146,8 +154,9 @@ impl GatewayBuilder {
         for (name, servers) in &self.upstreams {
             let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
             out.push_str(&format!(
-                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"200ms\"\n\n",
-                list.join(", ")
+                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"{}\"\n\n",
+                list.join(", "),
+                self.health_check_interval
             ));
         }
         for r in &self.routes {

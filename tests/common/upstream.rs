@@ -57,7 +57,12 @@ impl Upstream {
     }
 
     pub fn start_with(behavior: Behavior) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        Self::start_at("127.0.0.1:0".parse().unwrap(), behavior)
+    }
+
+    /// Listens on `addr` (an address a gateway was already configured with).
+    pub fn start_at(addr: SocketAddr, behavior: Behavior) -> Self {
+        let listener = TcpListener::bind(addr).expect("bind upstream");
         let addr = listener.local_addr().unwrap();
         let records = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
