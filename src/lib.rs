@@ -32,7 +32,6 @@ use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
-use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
@@ -110,15 +109,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         limits.clone(),
         metrics.clone(),
     );
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let mut proxy = Service::new(
-        "authgate".to_string(),
-        HeaderDeadline::new(
-            proxy,
-            config.server.client_timeout,
-            metrics.header_timeouts_total.clone(),
-        ),
-    );
+    let mut proxy = Service::new("authgate".to_string(), gateway);
     proxy.add_tcp(&config.server.listen.to_string());
     server.add_service(proxy);
     for check in health_checks {

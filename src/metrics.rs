@@ -23,6 +23,7 @@ pub struct Metrics {
     pub rate_limited_total: IntCounterVec,
     pub password_hash_seconds: Histogram,
     pub hash_queue_depth: IntGauge,
+    pub open_tunnels: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -137,6 +138,14 @@ impl Metrics {
                 IntGauge::new(
                     "authgate_hash_queue_depth",
                     "Password hashes waiting for a thread.",
+                )
+                .expect("valid"),
+            ),
+            open_tunnels: register(
+                &r,
+                IntGauge::new(
+                    "authgate_open_tunnels",
+                    "Upgraded connections (WebSocket and the like) open now.",
                 )
                 .expect("valid"),
             ),

@@ -44,6 +44,8 @@ pub struct ServerFile {
     pub upstream_read_timeout: String,
     pub upstream_keepalive_pool_size: usize,
     pub client_timeout: String,
+    pub min_body_rate: u64,
+    pub tunnel_idle_timeout: String,
 }
 
 impl Default for ServerFile {
@@ -58,6 +60,8 @@ impl Default for ServerFile {
             upstream_read_timeout: "30s".into(),
             upstream_keepalive_pool_size: 128,
             client_timeout: "30s".into(),
+            min_body_rate: 1024,
+            tunnel_idle_timeout: "10m".into(),
         }
     }
 }

@@ -47,7 +47,14 @@ pub struct ServerConfig {
     pub upstream_read_timeout: Duration,
     /// Idle upstream connections kept for reuse, for the whole process.
     pub upstream_keepalive_pool_size: usize,
+    /// How long a client may take to send a request header, and the longest silence
+    /// within a request body.
     pub client_timeout: Duration,
+    /// Bytes per second a request body must average once it has taken `client_timeout`
+    /// (0: no minimum).
+    pub min_body_rate: u64,
+    /// A tunnel with no traffic either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +174,8 @@ impl TryFrom<FileConfig> for Config {
             )?,
             upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
+            min_body_rate: s.min_body_rate,
+            tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;

@@ -1,7 +1,7 @@
 //! The end of every request: one access-log event and the request metrics. Nothing else
 //! logs per request. The Authorization header and bodies are never logged.
 
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType};
 
 use super::router::Endpoint;
@@ -60,7 +60,7 @@ impl RequestMetrics {
 }
 
 /// Records the finished request.
-pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+pub fn record(gw: &Gateway, session: &ServerSession, e: Option<&Error>, ctx: &RequestCtx) {
     let status = ctx
         .status
         .or_else(|| session.response_written().map(|r| r.status.as_u16()))

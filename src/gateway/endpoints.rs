@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::respond::JsonResponse;
 use super::router::Endpoint;
@@ -48,7 +48,7 @@ fn reply(r: Reply) -> JsonResponse {
 /// (408) when the whole body takes longer than `deadline`: a client dribbling bytes must
 /// not hold a worker.
 async fn read_body(
-    session: &mut Session,
+    session: &mut ServerSession,
     max: usize,
     deadline: Duration,
 ) -> Result<BytesMut, JsonResponse> {
@@ -78,7 +78,7 @@ async fn read_body(
 }
 
 /// The body, chunk by chunk, up to `max` bytes.
-async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, JsonResponse> {
+async fn read_capped(session: &mut ServerSession, max: usize) -> Result<BytesMut, JsonResponse> {
     let mut body = BytesMut::new();
     loop {
         match session.read_request_body().await {
@@ -106,7 +106,7 @@ async fn read_capped(session: &mut Session, max: usize) -> Result<BytesMut, Json
 }
 
 /// JSON bodies only; a missing Content-Type is given the benefit of the doubt.
-fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
+fn check_content_type(session: &ServerSession) -> Result<(), JsonResponse> {
     let Some(value) = session.req_header().headers.get(CONTENT_TYPE) else {
         return Ok(());
     };
@@ -127,7 +127,7 @@ fn check_content_type(session: &Session) -> Result<(), JsonResponse> {
 
 async fn handle(
     gw: &Gateway,
-    session: &mut Session,
+    session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> Result<JsonResponse, JsonResponse> {
@@ -195,7 +195,7 @@ pub fn refused(gw: &Gateway, e: &AuthError) -> JsonResponse {
 
 /// The forward-auth check: 204 with the identity headers for a valid access token, else
 /// the contract's 401. Any method, so the calling proxy may pass the original one on.
-fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
+fn verify(gw: &Gateway, session: &ServerSession) -> JsonResponse {
     let authorization = session.req_header().headers.get_all(AUTHORIZATION);
     match gw
         .auth
@@ -216,7 +216,7 @@ fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
 /// `client_ip` is the one the request phase resolved.
 pub async fn serve(
     gw: &Gateway,
-    session: &mut Session,
+    session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> JsonResponse {
