@@ -8,6 +8,7 @@ pub mod http;
 pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
+pub mod ws_upstream;
 
 pub use db::{skip_on_postgres, TestDatabase};
 pub use gateway::{GatewayBuilder, TestGateway, SECRET};
