@@ -5,6 +5,7 @@
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod scripted;
 pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
