@@ -1,7 +1,7 @@
 //! Upgraded connections (WebSocket) through a required route: the upgrade is checked and
 //! carries the verified identity, the tunnel carries messages both ways for as long as
-//! both sides keep it open (idle gaps longer than `client_timeout` included), and a
-//! tunnel silent for `tunnel_idle_timeout` is closed.
+//! both sides keep it open (idle gaps longer than `client_timeout` included), a tunnel
+//! silent for `tunnel_idle_timeout` is closed, and so is one whose session ends.
 
 mod common;
 
@@ -178,4 +178,85 @@ fn a_silent_tunnel_is_closed_after_tunnel_idle_timeout() {
         );
     });
     wait_for_open_tunnels(&gw, 0);
+}
+
+/// Waits (at most `limit`) for the tunnel to end; returns how long it took.
+async fn closed_within(ws: &mut Ws, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let end = tokio::time::timeout(limit, ws.next())
+        .await
+        .unwrap_or_else(|_| panic!("the tunnel was still open after {limit:?}"));
+    assert!(
+        !matches!(end, Some(Ok(Message::Text(_)))),
+        "unexpected message {end:?}"
+    );
+    started.elapsed()
+}
+
+/// Two gateways share a database (`sync_interval = 500ms`); the tunnel is open on the
+/// first, the session logs out on the second, and the first closes the tunnel within
+/// two sync intervals.
+#[test]
+fn a_tunnel_is_closed_within_two_sync_intervals_after_its_session_logs_out_elsewhere() {
+    let up = WsUpstream::start();
+    let sync = "sync_interval = \"500ms\"";
+    let first = GatewayBuilder::new(up.addr)
+        .section("database", sync)
+        .route("/ws", "required")
+        .start();
+    let second = GatewayBuilder::new(up.addr)
+        .section("database", sync)
+        .route("/ws", "required")
+        .database_of(&first)
+        .start();
+    let (access, _) = tokens_for(&first, "alice");
+    let (other_access, _) = tokens_for(&first, "bob");
+    let bearer = format!("Bearer {access}");
+    let other_bearer = format!("Bearer {other_access}");
+    runtime().block_on(async {
+        let mut ws = connect(&first, &[("Authorization", &bearer)])
+            .await
+            .unwrap();
+        let mut other = connect(&first, &[("Authorization", &other_bearer)])
+            .await
+            .unwrap();
+        round_trip(&mut ws, "before").await;
+        let logout = with_token(second.addr, "POST", "/logout", &access);
+        assert_eq!(logout.status, 200, "{}", logout.text());
+        let lasted = closed_within(&mut ws, Duration::from_secs(5)).await;
+        assert!(
+            lasted < Duration::from_millis(1000),
+            "closed {lasted:?} after the logout"
+        );
+        // Another session's tunnel is untouched.
+        round_trip(&mut other, "still here").await;
+    });
+}
+
+/// `tunnel_outlives_token = false`: the tunnel closes when its access token expires
+/// (a 2 s token), though traffic keeps flowing.
+#[test]
+fn a_tunnel_can_be_bound_to_its_access_token_expiry() {
+    let up = WsUpstream::start();
+    let gw = GatewayBuilder::new(up.addr)
+        .section("server", "threads = 1\ntunnel_outlives_token = false")
+        .section(
+            "tokens",
+            &format!("secret = \"{SECRET}\"\naccess_ttl = \"2s\"\nleeway = \"0s\""),
+        )
+        .route("/ws", "required")
+        .start();
+    let (access, _) = tokens_for(&gw, "alice");
+    let bearer = format!("Bearer {access}");
+    runtime().block_on(async {
+        let mut ws = connect(&gw, &[("Authorization", &bearer)]).await.unwrap();
+        let opened = Instant::now();
+        round_trip(&mut ws, "fresh").await;
+        closed_within(&mut ws, Duration::from_secs(6)).await;
+        let lasted = opened.elapsed();
+        assert!(
+            lasted > Duration::from_millis(900) && lasted < Duration::from_secs(4),
+            "closed {lasted:?} after opening"
+        );
+    });
 }

@@ -46,6 +46,7 @@ pub struct ServerFile {
     pub client_timeout: String,
     pub min_body_rate: u64,
     pub tunnel_idle_timeout: String,
+    pub tunnel_outlives_token: bool,
 }
 
 impl Default for ServerFile {
@@ -62,6 +63,7 @@ impl Default for ServerFile {
             client_timeout: "30s".into(),
             min_body_rate: 1024,
             tunnel_idle_timeout: "10m".into(),
+            tunnel_outlives_token: true,
         }
     }
 }

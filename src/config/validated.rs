@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub min_body_rate: u64,
     /// A tunnel with no traffic either way for this long is closed.
     pub tunnel_idle_timeout: Duration,
+    /// A tunnel lives on past its access token's expiry while its session does.
+    pub tunnel_outlives_token: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -176,6 +178,7 @@ impl TryFrom<FileConfig> for Config {
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
             min_body_rate: s.min_body_rate,
             tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
+            tunnel_outlives_token: s.tunnel_outlives_token,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;

@@ -19,7 +19,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
-use super::tunnel::TunnelGuard;
+use super::tunnel::{SessionWatch, TunnelGuard};
 
 /// How the exchange may use time.
 #[derive(Clone, Copy)]
@@ -48,6 +48,8 @@ struct Relay<'a> {
     status: Option<u16>,
     tunnel: Option<TunnelGuard>,
     open_tunnels: &'a prometheus::IntGauge,
+    /// The session a tunnel opened by this request belongs to (required routes).
+    session_watch: Option<SessionWatch<'a>>,
 }
 
 /// Why one attempt ended early.
@@ -74,6 +76,12 @@ pub struct Forwarded {
     pub client_reusable: bool,
 }
 
+/// Where a tunnel opened by the request is accounted for.
+pub struct TunnelPolicy<'a> {
+    pub open_tunnels: &'a prometheus::IntGauge,
+    pub session_watch: Option<SessionWatch<'a>>,
+}
+
 /// Forwards `req` to `peer` and relays the response to `session`.
 pub async fn forward(
     transport: &TransportConnector,
@@ -82,7 +90,7 @@ pub async fn forward(
     req: RequestHeader,
     client: ClientSide<'_>,
     deadlines: Deadlines,
-    open_tunnels: &prometheus::IntGauge,
+    tunnels: TunnelPolicy<'_>,
 ) -> Forwarded {
     session.enable_retry_buffering();
     // A client that closes its connection mid-exchange ends the exchange.
@@ -97,7 +105,8 @@ pub async fn forward(
         response_started: false,
         status: None,
         tunnel: None,
-        open_tunnels,
+        open_tunnels: tunnels.open_tunnels,
+        session_watch: tunnels.session_watch,
     };
     let error = relay.attempts(transport, peer, &req).await.err();
     Forwarded {
@@ -195,11 +204,18 @@ impl Relay<'_> {
         }
         let mut response_done = false;
         let mut last_traffic = Instant::now();
+        let mut next_session_check = None;
         while !response_done {
             let tunnel_idle = self
                 .tunnel
                 .as_ref()
                 .map(|_| last_traffic + self.deadlines.tunnel_idle);
+            if self.tunnel.is_some() && next_session_check.is_none() {
+                next_session_check = self
+                    .session_watch
+                    .as_ref()
+                    .map(|w| Instant::now() + w.every);
+            }
             let idle_limit = if self.tunnel.is_some() {
                 None
             } else {
@@ -221,6 +237,14 @@ impl Relay<'_> {
                 () = sleep_until(tunnel_idle) => {
                     tracing::debug!("tunnel idle; closing");
                     return Ok(());
+                }
+                () = sleep_until(next_session_check) => {
+                    let Some(watch) = &self.session_watch else { return Ok(()) };
+                    if !watch.may_stay_open() {
+                        tracing::info!(target: "audit", event = "tunnel_closed_session_ended", user_id = watch.token.user_id);
+                        return Ok(());
+                    }
+                    next_session_check = Some(Instant::now() + watch.every);
                 }
             }
         }

@@ -78,6 +78,12 @@ pub struct Gateway {
     /// Upstream connections (pingora-core's connector and its pool).
     transport: TransportConnector,
     server_options: HttpServerOptions,
+    /// A tunnel is closed when its access token expires (false) or lives on with its
+    /// session (true).
+    tunnel_outlives_token: bool,
+    /// How often a tunnel's session is checked: half the revocation sync interval, so a
+    /// session ended on another gateway closes its tunnels within two sync intervals.
+    session_check_interval: Duration,
 }
 
 impl Gateway {
@@ -114,6 +120,9 @@ impl Gateway {
                 config.server.upstream_keepalive_pool_size,
             ))),
             server_options: server_options(),
+            tunnel_outlives_token: config.server.tunnel_outlives_token,
+            session_check_interval: (config.database.sync_interval / 2)
+                .max(Duration::from_millis(10)),
         }
     }
 

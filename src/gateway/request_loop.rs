@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::tunnel::SessionWatch;
 use super::*;
 
 #[async_trait]
@@ -180,7 +181,15 @@ impl Gateway {
             req,
             client,
             self.deadlines,
-            &self.metrics.open_tunnels,
+            forward::TunnelPolicy {
+                open_tunnels: &self.metrics.open_tunnels,
+                session_watch: ctx.identity.as_deref().map(|token| SessionWatch {
+                    revocations: &self.auth.revocations,
+                    token,
+                    outlives_token: self.tunnel_outlives_token,
+                    every: self.session_check_interval,
+                }),
+            },
         )
         .await;
         ctx.status = forwarded.status;
