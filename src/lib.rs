@@ -32,6 +32,7 @@ use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
+use crate::gateway::access_sink::{AccessSink, ReopenOnSignal};
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
@@ -57,6 +58,8 @@ pub enum StartError {
     Revocations(StoreError),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
 }
 
 /// Builds the server: opens and migrates the database (SQLite or PostgreSQL, as the config
@@ -102,12 +105,20 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
 
+    let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
+    if matches!(config.log.access, config::AccessLogTarget::File(_)) {
+        server.add_service(background_service(
+            "access log reopen",
+            ReopenOnSignal(access_sink.clone()),
+        ));
+    }
     let gateway = Gateway::new(
         config,
         auth.clone(),
         upstreams.clone(),
         limits.clone(),
         metrics.clone(),
+        access_sink,
     );
     let mut proxy = Service::new("authgate".to_string(), gateway);
     proxy.add_tcp(&config.server.listen.to_string());

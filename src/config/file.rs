@@ -225,6 +225,7 @@ impl Default for ForwardAuthFile {
 pub struct LogFile {
     pub format: String,
     pub level: String,
+    pub access: String,
 }
 
 impl Default for LogFile {
@@ -232,6 +233,7 @@ impl Default for LogFile {
         Self {
             format: "text".into(),
             level: "info".into(),
+            access: "stderr".into(),
         }
     }
 }

@@ -122,10 +122,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where access lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stderr,
+    /// Appended to; reopened on SIGUSR1.
+    File(std::path::PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    pub access: AccessLogTarget,
 }
 
 impl TryFrom<FileConfig> for Config {
@@ -282,6 +292,17 @@ impl TryFrom<FileConfig> for Config {
                 }
             },
             level: file.log.level,
+            access: match file.log.access.as_str() {
+                "off" => AccessLogTarget::Off,
+                "stderr" => AccessLogTarget::Stderr,
+                "" => {
+                    return Err(ConfigError::invalid(
+                        "log.access",
+                        "is empty; use \"stderr\", \"off\" or a file path",
+                    ))
+                }
+                path => AccessLogTarget::File(path.into()),
+            },
         };
 
         let cors = cors(file.cors)?;

@@ -4,7 +4,9 @@
 //! with identity headers, the streamed exchange, security headers and CORS, and one
 //! access-log event with metrics at the end.
 
+pub mod access_line;
 pub mod access_log;
+pub mod access_sink;
 mod body_pace;
 pub mod client_ip;
 mod context;
@@ -38,6 +40,7 @@ use pingora::{Error, ErrorType};
 
 pub use context::RequestCtx;
 
+use self::access_sink::AccessSink;
 use self::downstream_response::ClientSide;
 use self::forward::Deadlines;
 use self::identity::IdentityHeaders;
@@ -46,7 +49,7 @@ use self::router::{Router, Target};
 use self::upstream_request::UpstreamRequest;
 use self::upstreams::Upstreams;
 use crate::auth::{AuthError, AuthService};
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, LogFormat};
 use crate::limits::{RateLimits, RouteLimit};
 use crate::metrics::Metrics;
 
@@ -84,6 +87,8 @@ pub struct Gateway {
     /// How often a tunnel's session is checked: half the revocation sync interval, so a
     /// session ended on another gateway closes its tunnels within two sync intervals.
     session_check_interval: Duration,
+    access_sink: AccessSink,
+    access_format: LogFormat,
 }
 
 impl Gateway {
@@ -93,6 +98,7 @@ impl Gateway {
         upstreams: Arc<Upstreams>,
         limits: Arc<RateLimits>,
         metrics: Arc<Metrics>,
+        access_sink: AccessSink,
     ) -> Self {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
@@ -123,6 +129,8 @@ impl Gateway {
             tunnel_outlives_token: config.server.tunnel_outlives_token,
             session_check_interval: (config.database.sync_interval / 2)
                 .max(Duration::from_millis(10)),
+            access_sink,
+            access_format: config.log.format,
         }
     }
 
