@@ -33,6 +33,7 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
 use crate::gateway::access_sink::{AccessSink, ReopenOnSignal};
+use crate::gateway::upstream_pool::PoolTimer;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
@@ -120,6 +121,10 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         metrics.clone(),
         access_sink,
     );
+    server.add_service(background_service(
+        "upstream pool timer",
+        PoolTimer(gateway.upstream_pool.clone()),
+    ));
     let mut proxy = Service::new("authgate".to_string(), gateway);
     proxy.add_tcp(&config.server.listen.to_string());
     server.add_service(proxy);
@@ -168,9 +173,8 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
         // stays on the thread that accepted it, with no cross-thread wake-ups on the proxied
         // path (BENCHMARKS.md: about a fifth less CPU per request than work stealing).
         work_stealing: server.work_stealing,
-        // Fewer pooled connections than concurrent upstream requests means a new TCP
-        // connection for every request beyond the pool (BENCHMARKS.md: 1.8x the CPU).
-        upstream_keepalive_pool_size: server.upstream_keepalive_pool_size,
+        // upstream_keepalive_pool_size bounds the gateway's own pool
+        // (gateway/upstream_pool.rs), not pingora's.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
@@ -183,14 +187,13 @@ mod tests {
 
     #[test]
     fn server_settings_reach_pingora() {
-        let text = "[server]\nthreads = 3\nupstream_keepalive_pool_size = 512\n\
+        let text = "[server]\nthreads = 3\n\
                     [[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n\
                     [[routes]]\nprefix = \"/\"\nupstream = \"api\"\n";
         let file = config::parse(std::path::Path::new("test.toml"), text).unwrap();
         let config = Config::try_from(file).unwrap();
         let conf = server_conf(&config.server);
         assert_eq!(conf.threads, 3);
-        assert_eq!(conf.upstream_keepalive_pool_size, 512);
         assert!(!conf.work_stealing);
     }
 }

@@ -3,9 +3,10 @@
 //! upstream may answer before the request body is finished, a client that goes away
 //! cancels the exchange, and a `101` turns the exchange into a full-duplex tunnel.
 //!
-//! Connections come from pingora-core's [`TransportConnector`] (its pool); a pooled
-//! connection that turns out to be closed gets one retry on a fresh connection when no
-//! request bytes were lost (the body read so far is kept by pingora's retry buffer).
+//! New connections are made by pingora-core's [`TransportConnector`]; idle ones wait in
+//! the gateway's [`UpstreamPool`]. A pooled connection that turns out to be closed gets
+//! one retry on a fresh connection when no request bytes were lost (the body read so far
+//! is kept by pingora's retry buffer).
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
 use super::tunnel::{SessionWatch, TunnelGuard};
+use super::upstream_pool::UpstreamPool;
 
 /// How the exchange may use time.
 #[derive(Clone, Copy)]
@@ -30,8 +32,12 @@ pub struct Deadlines {
     pub min_body_rate: u64,
     /// A tunnel with no traffic either way for this long is closed.
     pub tunnel_idle: Duration,
-    /// Idle upstream connections are closed after this long in the pool.
-    pub upstream_idle: Duration,
+}
+
+/// Where upstream connections come from and go back to.
+pub struct Connections<'a> {
+    pub transport: &'a TransportConnector,
+    pub pool: &'a UpstreamPool,
 }
 
 /// What the relay knows of the exchange, kept across a retry.
@@ -84,7 +90,7 @@ pub struct TunnelPolicy<'a> {
 
 /// Forwards `req` to `peer` and relays the response to `session`.
 pub async fn forward(
-    transport: &TransportConnector,
+    connections: Connections<'_>,
     peer: &HttpPeer,
     session: &mut ServerSession,
     req: RequestHeader,
@@ -108,7 +114,7 @@ pub async fn forward(
         open_tunnels: tunnels.open_tunnels,
         session_watch: tunnels.session_watch,
     };
-    let error = relay.attempts(transport, peer, &req).await.err();
+    let error = relay.attempts(&connections, peer, &req).await.err();
     Forwarded {
         status: relay.status,
         client_reusable: error.is_none() && relay.request_done && relay.tunnel.is_none(),
@@ -126,11 +132,19 @@ fn upstream_session(stream: pingora::protocols::Stream, peer: &HttpPeer) -> Upst
 impl Relay<'_> {
     async fn attempts(
         &mut self,
-        transport: &TransportConnector,
+        connections: &Connections<'_>,
         peer: &HttpPeer,
         req: &RequestHeader,
     ) -> Result<()> {
-        let (stream, reused) = transport.get_stream(peer).await.map_err(|e| e.into_up())?;
+        let transport = connections.transport;
+        let key = peer.reuse_hash();
+        let (stream, reused) = match connections.pool.checkout(key) {
+            Some(stream) => (stream, true),
+            None => (
+                transport.new_stream(peer).await.map_err(|e| e.into_up())?,
+                false,
+            ),
+        };
         let mut up = upstream_session(stream, peer);
         let result = match self.exchange(&mut up, req, reused, false).await {
             Err(Stop::Retry(e)) => {
@@ -148,11 +162,7 @@ impl Relay<'_> {
                 if self.tunnel.is_none() && self.request_done {
                     up.respect_keepalive();
                     if let Some(stream) = up.reuse().await {
-                        transport.release_stream(
-                            stream,
-                            peer.reuse_hash(),
-                            Some(self.deadlines.upstream_idle),
-                        );
+                        connections.pool.release(key, stream);
                     }
                 }
                 Ok(())

@@ -21,6 +21,7 @@ mod request_loop;
 pub mod respond;
 pub mod router;
 mod tunnel;
+pub mod upstream_pool;
 mod upstream_request;
 pub mod upstreams;
 
@@ -46,6 +47,7 @@ use self::forward::Deadlines;
 use self::identity::IdentityHeaders;
 use self::respond::JsonResponse;
 use self::router::{Router, Target};
+use self::upstream_pool::UpstreamPool;
 use self::upstream_request::UpstreamRequest;
 use self::upstreams::Upstreams;
 use crate::auth::{AuthError, AuthService};
@@ -78,8 +80,10 @@ pub struct Gateway {
     /// How long a client may take to send a request header, and an auth endpoint's body.
     client_timeout: Duration,
     deadlines: Deadlines,
-    /// Upstream connections (pingora-core's connector and its pool).
+    /// Makes new upstream connections (pingora-core's connector; its pool is not used).
     transport: TransportConnector,
+    /// Idle upstream connections.
+    pub upstream_pool: Arc<UpstreamPool>,
     server_options: HttpServerOptions,
     /// A tunnel is closed when its access token expires (false) or lives on with its
     /// session (true).
@@ -120,11 +124,12 @@ impl Gateway {
                 body_idle: config.server.client_timeout,
                 min_body_rate: config.server.min_body_rate,
                 tunnel_idle: config.server.tunnel_idle_timeout,
-                upstream_idle: UPSTREAM_IDLE_TIMEOUT,
             },
-            transport: TransportConnector::new(Some(ConnectorOptions::new(
+            transport: TransportConnector::new(Some(ConnectorOptions::new(1))),
+            upstream_pool: Arc::new(UpstreamPool::new(
                 config.server.upstream_keepalive_pool_size,
-            ))),
+                UPSTREAM_IDLE_TIMEOUT,
+            )),
             server_options: server_options(),
             tunnel_outlives_token: config.server.tunnel_outlives_token,
             session_check_interval: (config.database.sync_interval / 2)

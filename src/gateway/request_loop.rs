@@ -174,8 +174,12 @@ impl Gateway {
             cors: &self.cors,
             cors_origin: ctx.cors_origin.as_deref(),
         };
+        let connections = forward::Connections {
+            transport: &self.transport,
+            pool: &self.upstream_pool,
+        };
         let forwarded = forward::forward(
-            &self.transport,
+            connections,
             &peer,
             session,
             req,
