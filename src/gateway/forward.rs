@@ -280,8 +280,10 @@ impl Relay<'_> {
                 self.write_header(resp).await.map_err(down)?;
                 if upgraded {
                     self.tunnel = Some(TunnelGuard::open(self.open_tunnels));
-                    // The client's side now carries tunnel bytes until it closes.
+                    // The client's side now carries tunnel bytes until it closes; silence
+                    // is bounded by tunnel_idle_timeout instead of read timeouts.
                     self.request_done = false;
+                    self.session.set_read_timeout(None);
                     up.read_timeout = None;
                 }
                 if end {
