@@ -32,7 +32,7 @@ use crate::auth::revocation::{now_ms, RevocationCache};
 use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
-use crate::gateway::access_sink::{AccessSink, ReopenOnSignal};
+use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::upstream_pool::PoolTimer;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
@@ -107,10 +107,10 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     server.bootstrap();
 
     let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
-    if matches!(config.log.access, config::AccessLogTarget::File(_)) {
+    if access_sink.enabled() {
         server.add_service(background_service(
-            "access log reopen",
-            ReopenOnSignal(access_sink.clone()),
+            "access log",
+            AccessLogService(access_sink.clone()),
         ));
     }
     let gateway = Gateway::new(
