@@ -103,6 +103,7 @@ fn paths(c: &mut Criterion) {
         upstream: "backend".into(),
         auth,
         rate_limit: None,
+        upstream_read_timeout: None,
     });
     let router = Router::new(&routes, None, |_| 0);
 

@@ -137,3 +137,23 @@ fn a_streaming_response_reaches_the_client_chunk_by_chunk() {
     assert_eq!(resp.status, 200);
     assert_eq!(resp.text(), "data: first\ndata: second\n");
 }
+
+/// The upstream takes 2 s to answer; `upstream_read_timeout` is 1 s, but `/stream` raises
+/// it to 5 s for itself: a quiet stream on that route gets through, the same silence
+/// elsewhere is a 504.
+#[test]
+fn a_route_can_raise_the_upstream_read_timeout() {
+    let up = Upstream::start_with(Behavior::Delay(Duration::from_secs(2)));
+    let gw = GatewayBuilder::new(up.addr)
+        .section("server", "threads = 1\nupstream_read_timeout = \"1s\"")
+        .route_with(
+            "prefix = \"/stream\"\nupstream = \"backend\"\nauth = \"public\"\nupstream_read_timeout = \"5s\"",
+        )
+        .route("/public", "public")
+        .start();
+    let quiet = send(gw.addr, "GET", "/stream/events", &[], None);
+    assert_eq!(quiet.status, 200, "{}", quiet.text());
+    let elsewhere = send(gw.addr, "GET", "/public/slow", &[], None);
+    assert_eq!(elsewhere.status, 504, "{}", elsewhere.text());
+    assert_eq!(elsewhere.header("content-type"), Some("application/json"));
+}

@@ -259,6 +259,8 @@ pub struct RouteFile {
     #[serde(default = "default_auth")]
     pub auth: String,
     pub rate_limit: Option<String>,
+    /// Overrides `[server] upstream_read_timeout` for this route (quiet streams).
+    pub upstream_read_timeout: Option<String>,
 }
 
 fn default_auth() -> String {

@@ -27,6 +27,9 @@ pub struct RouteConfig {
     pub upstream: String,
     pub auth: AuthMode,
     pub rate_limit: Option<RateSpec>,
+    /// Overrides `[server] upstream_read_timeout` (a quiet stream, e.g. server-sent
+    /// events, may need longer).
+    pub upstream_read_timeout: Option<Duration>,
 }
 
 pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfig, ConfigError> {
@@ -104,10 +107,16 @@ pub(super) fn route(
         .as_deref()
         .map(|r| parse_rate(&key("rate_limit"), r))
         .transpose()?;
+    let upstream_read_timeout = file
+        .upstream_read_timeout
+        .as_deref()
+        .map(|t| duration(&key("upstream_read_timeout"), t))
+        .transpose()?;
     Ok(RouteConfig {
         prefix,
         upstream: file.upstream,
         auth,
         rate_limit,
+        upstream_read_timeout,
     })
 }

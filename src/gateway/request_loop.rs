@@ -142,11 +142,14 @@ impl Gateway {
     /// Forwards the request upstream and relays the answer.
     async fn proxy(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Option<Box<Error>> {
         let route = ctx.route.clone()?;
-        let Some(peer) = self.upstreams.peer(route.upstream) else {
+        let Some(mut peer) = self.upstreams.peer(route.upstream) else {
             let e = Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream server");
             self.fail(session, ctx, &e).await;
             return Some(e);
         };
+        if let Some(timeout) = route.upstream_read_timeout {
+            peer.options.read_timeout = Some(timeout);
+        }
         let has_body = !session.is_body_empty();
         let req = UpstreamRequest {
             rewritten_path: ctx.rewritten_path.as_deref(),

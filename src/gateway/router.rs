@@ -60,6 +60,8 @@ pub struct Route {
     pub upstream: usize,
     /// Position in the config, used to find per-route state (rate limits, metrics).
     pub index: usize,
+    /// The route's own upstream read timeout, if it sets one.
+    pub upstream_read_timeout: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -101,6 +103,7 @@ impl Router {
                     auth: r.auth,
                     upstream: upstream_index(&r.upstream),
                     index,
+                    upstream_read_timeout: r.upstream_read_timeout,
                 })
             })
             .collect();
@@ -135,6 +138,7 @@ mod tests {
             upstream: "u".into(),
             auth,
             rate_limit: None,
+            upstream_read_timeout: None,
         };
         Router::new(
             &[
