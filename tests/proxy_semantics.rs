@@ -428,3 +428,17 @@ fn an_http2_request_reaches_an_http11_upstream_converted() {
     assert_eq!(seen.header_values("x-probe"), vec!["h2"]);
     assert_eq!(seen.body, b"h2 body");
 }
+
+/// An upstream that switches protocols on a request that asked for no upgrade gets the
+/// client a 502, not a connection in an unknown state.
+#[test]
+fn an_unrequested_101_is_a_502() {
+    let up = answering(|_| {
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n"
+            .into()
+    });
+    let gw = gateway(up.addr);
+    let resp = send(gw.addr, "GET", "/public/plain", &[], None);
+    assert_eq!(resp.status, 502, "{}", resp.text());
+    assert_eq!(resp.header("content-type"), Some("application/json"));
+}

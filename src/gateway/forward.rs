@@ -274,6 +274,14 @@ impl Relay<'_> {
                     // The gateway answered any `Expect` itself; other 1xx are dropped.
                     return Ok(false);
                 }
+                if resp.status == 101 && !up.was_upgraded() {
+                    // A switch the request never asked for: its framing is unknowable.
+                    let e = Error::explain(
+                        ErrorType::InvalidHTTPHeader,
+                        "101 to a request that asked for no upgrade",
+                    );
+                    return Err(Stop::Failed(e.into_up()));
+                }
                 self.client.prepare(&mut resp)?;
                 let status = resp.status.as_u16();
                 let upgraded = status == 101 && up.was_upgraded();
