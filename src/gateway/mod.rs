@@ -88,8 +88,9 @@ pub struct Gateway {
     /// A tunnel is closed when its access token expires (false) or lives on with its
     /// session (true).
     tunnel_outlives_token: bool,
-    /// How often a tunnel's session is checked: half the revocation sync interval, so a
-    /// session ended on another gateway closes its tunnels within two sync intervals.
+    /// How often a tunnel's session is checked: a quarter of the revocation sync interval (a
+    /// lookup in the cache per tunnel), so a session ended on another gateway closes its
+    /// tunnels within two sync intervals with room to spare.
     session_check_interval: Duration,
     access_sink: AccessSink,
     access_format: LogFormat,
@@ -132,7 +133,7 @@ impl Gateway {
             )),
             server_options: server_options(),
             tunnel_outlives_token: config.server.tunnel_outlives_token,
-            session_check_interval: (config.database.sync_interval / 2)
+            session_check_interval: (config.database.sync_interval / 4)
                 .max(Duration::from_millis(10)),
             access_sink,
             access_format: config.log.format,
