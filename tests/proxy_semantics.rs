@@ -442,3 +442,34 @@ fn an_unrequested_101_is_a_502() {
     assert_eq!(resp.status, 502, "{}", resp.text());
     assert_eq!(resp.header("content-type"), Some("application/json"));
 }
+
+/// The upstream sends its first tunnel bytes in the same write as its `101`: they reach
+/// the client, and bytes then flow both ways over the tunnel.
+#[test]
+fn bytes_sent_with_the_101_reach_the_client_and_the_tunnel_carries_both_ways() {
+    let up = Scripted::start(|_, mut reader| {
+        if read_head(&mut reader).is_none() {
+            return;
+        }
+        let _ = reader.get_mut().write_all(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\ngreeting;",
+        );
+        if let Some(ping) = read_exactly(&mut reader, 4) {
+            let mut reply = b"pong:".to_vec();
+            reply.extend_from_slice(&ping);
+            let _ = reader.get_mut().write_all(&reply);
+        }
+    });
+    let gw = gateway(up.addr);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream
+        .write_all(b"GET /public/ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .unwrap();
+    let first = read_until(&mut stream, |b| contains(b, "greeting;"));
+    let text = String::from_utf8_lossy(&first).to_string();
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(text.ends_with("\r\n\r\ngreeting;"), "{text}");
+    stream.write_all(b"ping").unwrap();
+    let reply = read_until(&mut stream, |b| contains(b, "pong:ping"));
+    assert_eq!(String::from_utf8_lossy(&reply), "pong:ping");
+}

@@ -23,6 +23,8 @@ pub struct RequestCtx {
     pub cors_origin: Option<String>,
     /// The client's connection may carry its next request.
     pub reusable: bool,
+    /// After a `101`: the upstream session the tunnel continues on.
+    pub upgraded: Option<pingora::protocols::http::v1::client::HttpSession>,
 }
 
 impl RequestCtx {
@@ -37,6 +39,7 @@ impl RequestCtx {
             status: None,
             cors_origin: None,
             reusable: false,
+            upgraded: None,
         }
     }
 }

@@ -1,14 +1,15 @@
 //! One request forwarded to an HTTP/1.1 upstream and its response relayed back, both
 //! bodies streamed chunk by chunk in one loop that waits on whichever side is ready: the
-//! upstream may answer before the request body is finished, a client that goes away
-//! cancels the exchange, and a `101` turns the exchange into a full-duplex tunnel.
+//! upstream may answer before the request body is finished, and a client that goes away
+//! cancels the exchange. A `101` ends the exchange here: the bytes already buffered on
+//! either side are passed on and the upstream session is handed back for the tunnel.
 //!
 //! New connections are made by pingora-core's [`TransportConnector`]; idle ones wait in
 //! the gateway's [`UpstreamPool`]. A pooled connection that turns out to be closed gets
 //! one retry on a fresh connection when no request bytes were lost (the body read so far
 //! is kept by pingora's retry buffer).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use pingora::connectors::TransportConnector;
@@ -20,7 +21,6 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
-use super::tunnel::{SessionWatch, TunnelGuard};
 use super::upstream_pool::UpstreamPool;
 
 /// How the exchange may use time.
@@ -30,8 +30,6 @@ pub struct Deadlines {
     pub body_idle: Duration,
     /// The slowest average a request body may keep once it has taken `body_idle`.
     pub min_body_rate: u64,
-    /// A tunnel with no traffic either way for this long is closed.
-    pub tunnel_idle: Duration,
 }
 
 /// Where upstream connections come from and go back to.
@@ -52,10 +50,8 @@ struct Relay<'a> {
     response_started: bool,
     /// The status the client got.
     status: Option<u16>,
-    tunnel: Option<TunnelGuard>,
-    open_tunnels: &'a prometheus::IntGauge,
-    /// The session a tunnel opened by this request belongs to (required routes).
-    session_watch: Option<SessionWatch<'a>>,
+    /// The upstream switched protocols: the rest is a tunnel.
+    upgraded: bool,
 }
 
 /// Why one attempt ended early.
@@ -80,12 +76,8 @@ pub struct Forwarded {
     /// The client's connection may carry another request: the exchange completed, the
     /// whole request body was read, and it was not a tunnel.
     pub client_reusable: bool,
-}
-
-/// Where a tunnel opened by the request is accounted for.
-pub struct TunnelPolicy<'a> {
-    pub open_tunnels: &'a prometheus::IntGauge,
-    pub session_watch: Option<SessionWatch<'a>>,
+    /// After a `101`: the upstream session, whose stream the tunnel continues on.
+    pub upgraded: Option<UpstreamSession>,
 }
 
 /// Forwards `req` to `peer` and relays the response to `session`.
@@ -96,7 +88,6 @@ pub async fn forward(
     req: RequestHeader,
     client: ClientSide<'_>,
     deadlines: Deadlines,
-    tunnels: TunnelPolicy<'_>,
 ) -> Forwarded {
     session.enable_retry_buffering();
     // A client that closes its connection mid-exchange ends the exchange.
@@ -110,15 +101,17 @@ pub async fn forward(
         request_done,
         response_started: false,
         status: None,
-        tunnel: None,
-        open_tunnels: tunnels.open_tunnels,
-        session_watch: tunnels.session_watch,
+        upgraded: false,
     };
-    let error = relay.attempts(&connections, peer, &req).await.err();
+    let (upgraded, error) = match relay.attempts(&connections, peer, &req).await {
+        Ok(upgraded) => (upgraded, None),
+        Err(e) => (None, Some(e)),
+    };
     Forwarded {
         status: relay.status,
-        client_reusable: error.is_none() && relay.request_done && relay.tunnel.is_none(),
+        client_reusable: error.is_none() && relay.request_done && !relay.upgraded,
         error,
+        upgraded,
     }
 }
 
@@ -135,7 +128,7 @@ impl Relay<'_> {
         connections: &Connections<'_>,
         peer: &HttpPeer,
         req: &RequestHeader,
-    ) -> Result<()> {
+    ) -> Result<Option<UpstreamSession>> {
         let transport = connections.transport;
         let key = peer.reuse_hash();
         let (stream, reused) = match connections.pool.checkout(key) {
@@ -156,16 +149,17 @@ impl Relay<'_> {
             other => other,
         };
         match result {
+            Ok(()) if self.upgraded => Ok(Some(up)),
             Ok(()) => {
                 // An upstream that answered before the whole body was sent has unread
                 // bytes coming: its connection is not reused.
-                if self.tunnel.is_none() && self.request_done {
+                if self.request_done {
                     up.respect_keepalive();
                     if let Some(stream) = up.reuse().await {
                         connections.pool.release(key, stream);
                     }
                 }
-                Ok(())
+                Ok(None)
             }
             Err(Stop::Retry(e) | Stop::Failed(e)) => Err(e),
         }
@@ -213,49 +207,48 @@ impl Relay<'_> {
             }
         }
         let mut response_done = false;
-        let mut last_traffic = Instant::now();
-        let mut next_session_check = None;
+        let idle_limit = self.deadlines.body_idle;
         while !response_done {
-            let tunnel_idle = self
-                .tunnel
-                .as_ref()
-                .map(|_| last_traffic + self.deadlines.tunnel_idle);
-            if self.tunnel.is_some() && next_session_check.is_none() {
-                next_session_check = self
-                    .session_watch
-                    .as_ref()
-                    .map(|w| Instant::now() + w.every);
-            }
-            let idle_limit = if self.tunnel.is_some() {
-                None
-            } else {
-                Some(self.deadlines.body_idle)
-            };
             tokio::select! {
                 task = up.read_response_task() => {
                     let task = task.map_err(|e| self.upstream_failure(reused, e))?;
-                    last_traffic = Instant::now();
                     response_done = self.relay_response(up, task).await?;
                 }
                 body = read_client(self.session, self.request_done, idle_limit) => {
-                    last_traffic = Instant::now();
-                    if self.relay_request(up, body?).await? {
-                        // A tunnel ends when either side closes it.
-                        response_done = true;
+                    self.relay_request(up, body?).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After the `101`: passes on what is already buffered on either side (bytes the
+    /// upstream sent with its `101`, bytes the client sent after its request), without
+    /// waiting, so the streams can be taken out of their sessions.
+    async fn pass_buffered(&mut self, up: &mut UpstreamSession) -> Result<(), Stop> {
+        while let Some(task) = poll_once(up.read_response_task()) {
+            match task.map_err(|e| Stop::Failed(e.into_up()))? {
+                HttpTask::UpgradedBody(Some(data), end) | HttpTask::Body(Some(data), end) => {
+                    self.session
+                        .write_response_body(data, false)
+                        .await
+                        .map_err(|e| Stop::Failed(e.into_down()))?;
+                    if end {
+                        break;
                     }
                 }
-                () = sleep_until(tunnel_idle) => {
-                    tracing::debug!("tunnel idle; closing");
-                    return Ok(());
+                _ => break,
+            }
+        }
+        up.maybe_upgrade_body_writer();
+        while let Some(body) = poll_once(self.session.read_request_body()) {
+            match body {
+                Ok(Some(data)) => {
+                    up.write_body(&data)
+                        .await
+                        .map_err(|e| Stop::Failed(e.into_up()))?;
                 }
-                () = sleep_until(next_session_check) => {
-                    let Some(watch) = &self.session_watch else { return Ok(()) };
-                    if !watch.may_stay_open() {
-                        tracing::info!(target: "audit", event = "tunnel_closed_session_ended", user_id = watch.token.user_id);
-                        return Ok(());
-                    }
-                    next_session_check = Some(Instant::now() + watch.every);
-                }
+                _ => break,
             }
         }
         Ok(())
@@ -287,12 +280,9 @@ impl Relay<'_> {
                 let upgraded = status == 101 && up.was_upgraded();
                 self.write_header(resp).await.map_err(down)?;
                 if upgraded {
-                    self.tunnel = Some(TunnelGuard::open(self.open_tunnels));
-                    // The client's side now carries tunnel bytes until it closes; silence
-                    // is bounded by tunnel_idle_timeout instead of read timeouts.
-                    self.request_done = false;
-                    self.session.set_read_timeout(None);
-                    up.read_timeout = None;
+                    self.upgraded = true;
+                    self.pass_buffered(up).await?;
+                    return Ok(true);
                 }
                 if end {
                     self.session.finish_body().await.map_err(down)?;
@@ -324,40 +314,30 @@ impl Relay<'_> {
         self.session.write_response_header(resp).await
     }
 
-    /// Passes a piece of the client's body (or tunnel bytes) upstream; true when a tunnel
-    /// is over.
+    /// Passes a piece of the client's body upstream.
     async fn relay_request(
         &mut self,
         up: &mut UpstreamSession,
         body: Option<Bytes>,
-    ) -> Result<bool, Stop> {
-        let tunnel = self.tunnel.is_some();
-        if tunnel {
-            up.maybe_upgrade_body_writer();
-        }
+    ) -> Result<(), Stop> {
         let Some(data) = body else {
             self.request_done = true;
-            if tunnel {
-                return Ok(true);
-            }
             up.finish_body()
                 .await
                 .map_err(|e| Stop::Failed(e.into_up()))?;
-            return Ok(false);
+            return Ok(());
         };
-        if !tunnel {
-            self.pace.record(data.len())?;
-        }
+        self.pace.record(data.len())?;
         up.write_body(&data)
             .await
             .map_err(|e| Stop::Failed(e.into_up()))?;
-        if !tunnel && self.session.is_body_done() {
+        if self.session.is_body_done() {
             self.request_done = true;
             up.finish_body()
                 .await
                 .map_err(|e| Stop::Failed(e.into_up()))?;
         }
-        Ok(false)
+        Ok(())
     }
 }
 
@@ -366,7 +346,7 @@ impl Relay<'_> {
 async fn read_client(
     session: &mut ServerSession,
     request_done: bool,
-    idle: Option<Duration>,
+    idle: Duration,
 ) -> Result<Option<Bytes>> {
     if request_done {
         let e = session.read_body_or_idle(true).await.err();
@@ -374,20 +354,19 @@ async fn read_client(
             .unwrap_or_else(|| Error::explain(ErrorType::ConnectionClosed, "client closed"))
             .into_down());
     }
-    let read = session.read_request_body();
-    let body = match idle {
-        Some(limit) => match tokio::time::timeout(limit, read).await {
-            Ok(body) => body,
-            Err(_) => Error::e_explain(ErrorType::ReadTimedout, "request body idle too long"),
-        },
-        None => read.await,
+    let body = match tokio::time::timeout(idle, session.read_request_body()).await {
+        Ok(body) => body,
+        Err(_) => Error::e_explain(ErrorType::ReadTimedout, "request body idle too long"),
     };
     body.map_err(|e| e.into_down())
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d.into()).await,
-        None => std::future::pending().await,
+/// Polls `future` once: its output if it is ready now.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }

@@ -88,6 +88,8 @@ pub struct Gateway {
     /// A tunnel is closed when its access token expires (false) or lives on with its
     /// session (true).
     tunnel_outlives_token: bool,
+    /// A tunnel with no traffic either way for this long is closed.
+    tunnel_idle: Duration,
     /// How often a tunnel's session is checked: a quarter of the revocation sync interval (a
     /// lookup in the cache per tunnel), so a session ended on another gateway closes its
     /// tunnels within two sync intervals with room to spare.
@@ -124,7 +126,6 @@ impl Gateway {
             deadlines: Deadlines {
                 body_idle: config.server.client_timeout,
                 min_body_rate: config.server.min_body_rate,
-                tunnel_idle: config.server.tunnel_idle_timeout,
             },
             transport: TransportConnector::new(Some(ConnectorOptions::new(1))),
             upstream_pool: Arc::new(UpstreamPool::new(
@@ -133,6 +134,7 @@ impl Gateway {
             )),
             server_options: server_options(),
             tunnel_outlives_token: config.server.tunnel_outlives_token,
+            tunnel_idle: config.server.tunnel_idle_timeout,
             session_check_interval: (config.database.sync_interval / 4)
                 .max(Duration::from_millis(10)),
             access_sink,

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::tunnel::SessionWatch;
+use super::tunnel::{self, SessionWatch, TunnelGuard};
 use super::*;
 
 #[async_trait]
@@ -24,6 +24,10 @@ impl HttpServerApp for Gateway {
         let mut ctx = RequestCtx::new();
         let error = self.handle(&mut session, &mut ctx).await;
         access_log::record(self, &session, error.as_deref(), &ctx);
+        if let Some(upstream) = ctx.upgraded.take() {
+            self.tunnel(session, upstream, &ctx).await;
+            return None;
+        }
         if error.is_some() || !ctx.reusable {
             return None;
         }
@@ -181,24 +185,9 @@ impl Gateway {
             transport: &self.transport,
             pool: &self.upstream_pool,
         };
-        let forwarded = forward::forward(
-            connections,
-            &peer,
-            session,
-            req,
-            client,
-            self.deadlines,
-            forward::TunnelPolicy {
-                open_tunnels: &self.metrics.open_tunnels,
-                session_watch: ctx.identity.as_deref().map(|token| SessionWatch {
-                    revocations: &self.auth.revocations,
-                    token,
-                    outlives_token: self.tunnel_outlives_token,
-                    every: self.session_check_interval,
-                }),
-            },
-        )
-        .await;
+        let forwarded =
+            forward::forward(connections, &peer, session, req, client, self.deadlines).await;
+        ctx.upgraded = forwarded.upgraded;
         ctx.status = forwarded.status;
         ctx.reusable = forwarded.client_reusable;
         if !forwarded.client_reusable {
@@ -235,6 +224,35 @@ impl Gateway {
         if let Err(err) = resp.send(session).await {
             tracing::debug!(error = %err, "cannot send error response");
         }
+    }
+}
+
+impl Gateway {
+    /// Runs the tunnel a `101` opened, on the two connections' own streams, counted in the
+    /// open-tunnel gauge and bound to the token's session on required routes.
+    async fn tunnel(
+        &self,
+        session: ServerSession,
+        upstream: pingora::protocols::http::v1::client::HttpSession,
+        ctx: &RequestCtx,
+    ) {
+        let ServerSession::H1(client) = session else {
+            return;
+        };
+        let _open = TunnelGuard::open(&self.metrics.open_tunnels);
+        let watch = ctx.identity.as_deref().map(|token| SessionWatch {
+            revocations: &self.auth.revocations,
+            token,
+            outlives_token: self.tunnel_outlives_token,
+            every: self.session_check_interval,
+        });
+        tunnel::splice(
+            client.into_inner(),
+            upstream.into_inner(),
+            self.tunnel_idle,
+            watch,
+        )
+        .await;
     }
 }
 
