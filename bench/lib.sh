@@ -19,6 +19,7 @@ REVOKED="${REVOKED:-0}"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 BARE_PROXY_BIN="${BARE_PROXY_BIN:-$TARGET_DIR/release/examples/bare_proxy}"
+LEAN_CORE_BIN="${LEAN_CORE_BIN:-$TARGET_DIR/release/examples/lean_core}"
 AUTHGATE_BIN="${AUTHGATE_BIN:-$TARGET_DIR/release/authgate}"
 
 HOST=127.0.0.1
@@ -27,6 +28,7 @@ PORT_A=8090   # nginx proxy
 PORT_B=8091   # haproxy + JWT
 PORT_C=8092   # bare pingora
 PORT_D=8093   # authgate
+PORT_L=8094   # lean pingora-core floor
 
 # Upper bounds so nothing can hang: readiness polls, single HTTP checks, builds.
 READY_TIMEOUT=30      # seconds for a server to open its port
@@ -318,6 +320,11 @@ start_bare_proxy() {
         "$BARE_PROXY_BIN"
 }
 
+start_lean_core() {
+    start lean "$PORT_L" env LEAN_LISTEN="$HOST:$PORT_L" LEAN_UPSTREAM="$HOST:$PORT_UPSTREAM" \
+        "$LEAN_CORE_BIN"
+}
+
 # ---------------------------------------------------------------------------
 # authgate
 # ---------------------------------------------------------------------------
@@ -491,6 +498,7 @@ smoke_checks() {
     expect_status 200 "upstream" "http://$HOST:$PORT_UPSTREAM/api"
     expect_status 200 "nginx proxy" "http://$HOST:$PORT_A/api"
     expect_status 200 "bare pingora" "http://$HOST:$PORT_C/api"
+    expect_status 200 "lean pingora-core floor" "http://$HOST:$PORT_L/api"
 
     local expired forged
     expired="$(mint_token 424242 $(( $(date +%s) - 3600 )))"
@@ -609,7 +617,7 @@ to_ms() {
 # Target table: key, label, port, path, whether a token is sent, server PIDs.
 targets() {
     local t
-    for t in ${TARGETS:-A B C Dp Dr}; do
+    for t in ${TARGETS:-A B C L Dp Dr}; do
         case "$t" in
             Dp|Dr) [ "$SKIP_AUTHGATE" != 1 ] && echo "$t" ;;
             *) echo "$t" ;;
@@ -622,6 +630,7 @@ label() {
         A) echo "A nginx proxy (no auth)" ;;
         B) echo "B haproxy + JWT" ;;
         C) echo "C bare pingora" ;;
+        L) echo "L lean pingora-core floor" ;;
         Dp) echo "D authgate /public" ;;
         Dr) echo "D authgate /api (JWT)" ;;
     esac
@@ -631,6 +640,7 @@ target_url() {
         A) echo "http://$HOST:$PORT_A/api" ;;
         B) echo "http://$HOST:$PORT_B/api" ;;
         C) echo "http://$HOST:$PORT_C/api" ;;
+        L) echo "http://$HOST:$PORT_L/api" ;;
         Dp) echo "http://$HOST:$PORT_D/public" ;;
         Dr) echo "http://$HOST:$PORT_D/api" ;;
     esac
@@ -640,6 +650,7 @@ target_pid() {
         A) echo "${PID[nginx]}" ;;
         B) echo "${PID[haproxy]}" ;;
         C) echo "${PID[bare]}" ;;
+        L) echo "${PID[lean]}" ;;
         Dp|Dr) echo "${PID[authgate]}" ;;
     esac
 }

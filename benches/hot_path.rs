@@ -115,6 +115,7 @@ fn paths(c: &mut Criterion) {
         auth,
         rate_limit: None,
         roles: Vec::new(),
+        upstream_read_timeout: None,
     });
     let router = Router::new(&routes, None, |_| 0);
 

@@ -38,8 +38,9 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
+use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
-use crate::gateway::header_deadline::HeaderDeadline;
+use crate::gateway::upstream_pool::PoolTimer;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
@@ -67,6 +68,8 @@ pub enum StartError {
     Keys(crate::auth::keys::KeyError),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
+    #[error("cannot open the access log: {0}")]
+    AccessLog(std::io::Error),
 }
 
 /// Builds the server: opens and migrates the database (SQLite or PostgreSQL, as the config
@@ -126,22 +129,26 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
 
+    let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
+    if access_sink.enabled() {
+        server.add_service(background_service(
+            "access log",
+            AccessLogService(access_sink.clone()),
+        ));
+    }
     let gateway = Gateway::new(
         config,
         auth.clone(),
         upstreams.clone(),
         limits.clone(),
         metrics.clone(),
+        access_sink,
     );
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let mut proxy = Service::new(
-        "authgate".to_string(),
-        HeaderDeadline::new(
-            proxy,
-            config.server.client_timeout,
-            metrics.header_timeouts_total.clone(),
-        ),
-    );
+    server.add_service(background_service(
+        "upstream pool timer",
+        PoolTimer(gateway.upstream_pool.clone()),
+    ));
+    let mut proxy = Service::new("authgate".to_string(), gateway);
     proxy.add_tcp(&config.server.listen.to_string());
     server.add_service(proxy);
     for check in health_checks {
@@ -190,9 +197,8 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
         // stays on the thread that accepted it, with no cross-thread wake-ups on the proxied
         // path (BENCHMARKS.md: about a fifth less CPU per request than work stealing).
         work_stealing: server.work_stealing,
-        // Fewer pooled connections than concurrent upstream requests means a new TCP
-        // connection for every request beyond the pool (BENCHMARKS.md: 1.8x the CPU).
-        upstream_keepalive_pool_size: server.upstream_keepalive_pool_size,
+        // upstream_keepalive_pool_size bounds the gateway's own pool
+        // (gateway/upstream_pool.rs), not pingora's.
         grace_period_seconds: Some(0),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
@@ -205,14 +211,13 @@ mod tests {
 
     #[test]
     fn server_settings_reach_pingora() {
-        let text = "[server]\nthreads = 3\nupstream_keepalive_pool_size = 512\n\
+        let text = "[server]\nthreads = 3\n\
                     [[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n\
                     [[routes]]\nprefix = \"/\"\nupstream = \"api\"\n";
         let file = config::parse(std::path::Path::new("test.toml"), text).unwrap();
         let config = Config::try_from(file).unwrap();
         let conf = server_conf(&config.server);
         assert_eq!(conf.threads, 3);
-        assert_eq!(conf.upstream_keepalive_pool_size, 512);
         assert!(!conf.work_stealing);
     }
 }

@@ -36,6 +36,7 @@ pub struct Metrics {
     pub upstream_healthy_servers: IntGaugeVec,
     /// Always 1, labelled with the version: `up` says the process answers, this says which.
     pub build_info: IntGaugeVec,
+    pub open_tunnels: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -202,6 +203,14 @@ impl Metrics {
                 "authgate_build_info",
                 "Always 1; the running version in its label.",
                 &["version"],
+            ),
+            open_tunnels: register(
+                &r,
+                IntGauge::new(
+                    "authgate_open_tunnels",
+                    "Upgraded connections (WebSocket and the like) open now.",
+                )
+                .expect("valid"),
             ),
             registry: r,
         }

@@ -159,3 +159,94 @@ fn json_logs_carry_access_and_audit_events_and_no_secrets() {
         .unwrap();
     assert_eq!(failure["reason"], "invalid_credentials");
 }
+
+/// `[log] access` names a file: access lines go there (and not to stderr), and after the
+/// file is moved away (as logrotate does) SIGUSR1 makes the gateway write a new one.
+#[test]
+fn access_lines_go_to_their_file_which_is_reopened_on_sigusr1() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, ops) = (free_addr(), free_addr());
+    let config = dir.path().join("authgate.toml");
+    let access_log = dir.path().join("access.log");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"{addr}\"\nmetrics_listen = \"{ops}\"\nthreads = 1\n\
+             [database]\nurl = \"{}\"\n[log]\nformat = \"json\"\naccess = \"{}\"\n\
+             [[upstreams]]\nname = \"backend\"\nservers = [\"{}\"]\n\
+             [[routes]]\nprefix = \"/public\"\nupstream = \"backend\"\nauth = \"public\"\n",
+            dir.path().join("authgate.db").display(),
+            access_log.display(),
+            up.addr
+        ),
+    )
+    .unwrap();
+    let mut child = common::cli::spawn_gateway(&config);
+    wait_for_port(addr);
+    let wait_for_line = |path: &std::path::Path, target: &str| -> Vec<Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.iter().any(|l| l["path"] == target) {
+                return lines;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no access line for {target} in {}: {text}",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    assert_eq!(send(addr, "GET", "/public/first", &[], None).status, 200);
+    let first = wait_for_line(&access_log, "/public/first");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["status"], 200);
+    assert_eq!(first[0]["target"], "access");
+
+    let rotated = dir.path().join("access.log.1");
+    std::fs::rename(&access_log, &rotated).unwrap();
+    let signalled = Command::new("kill")
+        .args(["-USR1", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    // The reopen is asynchronous: requests are sent until one lands in the new file.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        assert_eq!(send(addr, "GET", "/public/second", &[], None).status, 200);
+        let new = std::fs::read_to_string(&access_log).unwrap_or_default();
+        if new.contains("/public/second") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no line in a new access log"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("/public/first"), "{old}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert!(
+        !stderr.contains("\"target\":\"access\""),
+        "access lines reached stderr: {stderr}"
+    );
+}

@@ -47,6 +47,9 @@ pub struct ServerFile {
     pub upstream_keepalive_pool_size: usize,
     pub client_timeout: String,
     pub openapi: bool,
+    pub min_body_rate: u64,
+    pub tunnel_idle_timeout: String,
+    pub tunnel_outlives_token: bool,
 }
 
 impl Default for ServerFile {
@@ -62,6 +65,9 @@ impl Default for ServerFile {
             upstream_keepalive_pool_size: 128,
             client_timeout: "30s".into(),
             openapi: false,
+            min_body_rate: 1024,
+            tunnel_idle_timeout: "10m".into(),
+            tunnel_outlives_token: true,
         }
     }
 }
@@ -252,6 +258,7 @@ impl Default for AccountFile {
 pub struct LogFile {
     pub format: String,
     pub level: String,
+    pub access: String,
 }
 
 impl Default for LogFile {
@@ -259,6 +266,7 @@ impl Default for LogFile {
         Self {
             format: "text".into(),
             level: "info".into(),
+            access: "stderr".into(),
         }
     }
 }
@@ -287,6 +295,8 @@ pub struct RouteFile {
     /// Any one of these roles lets a request through (auth = "required" only).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Overrides `[server] upstream_read_timeout` for this route (quiet streams).
+    pub upstream_read_timeout: Option<String>,
 }
 
 fn default_auth() -> String {

@@ -29,6 +29,9 @@ pub struct RouteConfig {
     pub rate_limit: Option<RateSpec>,
     /// Any one of these lets a request through; empty: any valid token does.
     pub roles: Vec<String>,
+    /// Overrides `[server] upstream_read_timeout` (a quiet stream, e.g. server-sent
+    /// events, may need longer).
+    pub upstream_read_timeout: Option<Duration>,
 }
 
 pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfig, ConfigError> {
@@ -120,11 +123,17 @@ pub(super) fn route(
             "needs auth = \"required\": a public route checks no token",
         ));
     }
+    let upstream_read_timeout = file
+        .upstream_read_timeout
+        .as_deref()
+        .map(|t| duration(&key("upstream_read_timeout"), t))
+        .transpose()?;
     Ok(RouteConfig {
         prefix,
         upstream: file.upstream,
         auth,
         rate_limit,
         roles: file.roles,
+        upstream_read_timeout,
     })
 }

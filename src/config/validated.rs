@@ -51,9 +51,18 @@ pub struct ServerConfig {
     pub upstream_read_timeout: Duration,
     /// Idle upstream connections kept for reuse, for the whole process.
     pub upstream_keepalive_pool_size: usize,
+    /// How long a client may take to send a request header, and the longest silence
+    /// within a request body.
     pub client_timeout: Duration,
     /// Serve the OpenAPI document at `GET /openapi.json`.
     pub openapi: bool,
+    /// Bytes per second a request body must average once it has taken `client_timeout`
+    /// (0: no minimum).
+    pub min_body_rate: u64,
+    /// A tunnel with no traffic either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// A tunnel lives on past its access token's expiry while its session does.
+    pub tunnel_outlives_token: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -139,10 +148,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where access lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccessLogTarget {
+    Off,
+    Stderr,
+    /// Appended to; reopened on SIGUSR1.
+    File(std::path::PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    pub access: AccessLogTarget,
 }
 
 impl TryFrom<FileConfig> for Config {
@@ -194,6 +213,9 @@ impl TryFrom<FileConfig> for Config {
             upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
             openapi: s.openapi,
+            min_body_rate: s.min_body_rate,
+            tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
+            tunnel_outlives_token: s.tunnel_outlives_token,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;
@@ -352,6 +374,17 @@ impl TryFrom<FileConfig> for Config {
                 }
             },
             level: file.log.level,
+            access: match file.log.access.as_str() {
+                "off" => AccessLogTarget::Off,
+                "stderr" => AccessLogTarget::Stderr,
+                "" => {
+                    return Err(ConfigError::invalid(
+                        "log.access",
+                        "is empty; use \"stderr\", \"off\" or a file path",
+                    ))
+                }
+                path => AccessLogTarget::File(path.into()),
+            },
         };
 
         let cors = cors(file.cors)?;

@@ -1,9 +1,15 @@
-//! The end of every request: one access-log event and the request metrics. Nothing else
-//! logs per request. The Authorization header and bodies are never logged.
+//! The end of every request: one access line and the request metrics. Nothing else
+//! logs per request. The Authorization header and bodies are never logged. The line is
+//! written when `[log] access` is not `off` and the log level lets `access` events
+//! through (info), as when it was a tracing event.
 
-use pingora::proxy::Session;
+use std::cell::RefCell;
+use std::time::SystemTime;
+
+use pingora::protocols::http::ServerSession;
 use pingora::{Error, ErrorSource, ErrorType};
 
+use super::access_line::AccessRecord;
 use super::router::Endpoint;
 use super::{Gateway, RequestCtx};
 use crate::config::RouteConfig;
@@ -60,7 +66,7 @@ impl RequestMetrics {
 }
 
 /// Records the finished request.
-pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+pub fn record(gw: &Gateway, session: &ServerSession, e: Option<&Error>, ctx: &RequestCtx) {
     let status = ctx
         .status
         .or_else(|| session.response_written().map(|r| r.status.as_u16()))
@@ -79,17 +85,29 @@ pub fn record(gw: &Gateway, session: &Session, e: Option<&Error>, ctx: &RequestC
         .route
         .as_ref()
         .map(|r| gw.upstreams.pools[r.upstream].name.as_str());
-    tracing::info!(
-        target: "access",
-        method = %req.method,
-        path = req.uri.path(),
+    if !gw.access_sink.enabled() || !tracing::enabled!(target: "access", tracing::Level::INFO) {
+        return;
+    }
+    let record = AccessRecord {
+        method: req.method.as_str(),
+        path: req.uri.path(),
         route,
         status,
-        duration_us = elapsed.as_micros() as u64,
-        user_id = ctx.identity.as_ref().map(|t| t.user_id),
-        client_ip = ctx.client_ip.map(tracing::field::display),
+        duration_us: elapsed.as_micros() as u64,
+        user_id: ctx.identity.as_ref().map(|t| t.user_id),
+        client_ip: ctx.client_ip,
         upstream,
-        error = e.map(tracing::field::display),
-        "request"
-    );
+        error: e.map(|e| e.to_string()),
+    };
+    LINE.with(|line| {
+        let mut line = line.borrow_mut();
+        line.clear();
+        record.write(gw.access_format, SystemTime::now(), &mut line);
+        gw.access_sink.push(&line);
+    });
+}
+
+thread_local! {
+    /// Each worker thread's line buffer, reused for every request.
+    static LINE: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(512));
 }

@@ -1,4 +1,4 @@
-//! Per-request state carried between the proxy phases.
+//! Per-request state carried between the steps of the request loop.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,6 +21,10 @@ pub struct RequestCtx {
     pub status: Option<u16>,
     /// The request's `Origin`, when CORS allows it.
     pub cors_origin: Option<String>,
+    /// The client's connection may carry its next request.
+    pub reusable: bool,
+    /// After a `101`: the upstream session the tunnel continues on.
+    pub upgraded: Option<pingora::protocols::http::v1::client::HttpSession>,
 }
 
 impl RequestCtx {
@@ -34,6 +38,8 @@ impl RequestCtx {
             identity: None,
             status: None,
             cors_origin: None,
+            reusable: false,
+            upgraded: None,
         }
     }
 }

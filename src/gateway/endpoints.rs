@@ -10,7 +10,6 @@ use bytes::BytesMut;
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use pingora::protocols::http::ServerSession;
-use pingora::proxy::Session;
 
 use super::respond::JsonResponse;
 use super::router::Endpoint;
@@ -152,7 +151,7 @@ pub(super) fn check_content_type(session: &ServerSession) -> Result<(), JsonResp
 
 async fn handle(
     gw: &Gateway,
-    session: &mut Session,
+    session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> Result<JsonResponse, JsonResponse> {
@@ -239,7 +238,7 @@ pub fn refused(gw: &Gateway, e: &AuthError) -> JsonResponse {
 /// one of the roles the URL's `?roles=` asks for (if any), else the contract's 401 or
 /// 403 `Forbidden: insufficient role`. Any method, so the calling proxy may pass the
 /// original one on.
-fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
+fn verify(gw: &Gateway, session: &ServerSession) -> JsonResponse {
     let required = match super::policy::roles_from_query(session.req_header().uri.query()) {
         Ok(roles) => roles,
         Err(e) => return JsonResponse::error(StatusCode::BAD_REQUEST, format!("Bad request: {e}")),
@@ -265,7 +264,7 @@ fn verify(gw: &Gateway, session: &Session) -> JsonResponse {
 }
 
 /// The OpenAPI document, to GET and HEAD.
-fn openapi(gw: &Gateway, session: &Session) -> JsonResponse {
+fn openapi(gw: &Gateway, session: &ServerSession) -> JsonResponse {
     let method = &session.req_header().method;
     match &gw.openapi {
         Some(doc) if method == Method::GET || method == Method::HEAD => {
@@ -281,7 +280,7 @@ fn openapi(gw: &Gateway, session: &Session) -> JsonResponse {
 /// `client_ip` is the one the request phase resolved.
 pub async fn serve(
     gw: &Gateway,
-    session: &mut Session,
+    session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> JsonResponse {

@@ -1,47 +1,73 @@
-//! The pingora `ProxyHttp` implementation. Each phase is a few lines that call a named
-//! module: path normalisation and routing, the auth endpoints, the Bearer check, identity
-//! headers, security headers, and one access-log event with metrics at the end.
+//! authgate's request loop: an `HttpServerApp` on pingora-core (which parses each request
+//! and owns the connections). Each step is a call to a named module: path normalisation
+//! and routing, the auth endpoints, the Bearer check, rate limits, the upstream request
+//! with identity headers, the streamed exchange, security headers and CORS, and one
+//! access-log event with metrics at the end.
 
+pub mod access_line;
 pub mod access_log;
+pub mod access_sink;
 pub mod account_endpoints;
+mod body_pace;
 pub mod client_ip;
 mod context;
 pub mod cors;
+mod downstream_response;
 pub mod endpoints;
-pub mod header_deadline;
+mod forward;
 pub mod health_check;
+pub mod hop_by_hop;
 pub mod identity;
 pub mod jwks_endpoint;
 pub mod path;
 pub mod policy;
+mod request_loop;
 pub mod respond;
 pub mod router;
+mod tunnel;
+pub mod upstream_pool;
+mod upstream_request;
 pub mod upstreams;
 
-use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header::AUTHORIZATION;
-use http::StatusCode;
+use http::header::{AUTHORIZATION, EXPECT};
+use http::{Method, StatusCode, Version};
 use ipnet::IpNet;
-use pingora::http::{RequestHeader, ResponseHeader};
-use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use pingora::upstreams::peer::HttpPeer;
-use pingora::{Error, ErrorType, Result};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::connectors::{ConnectorOptions, TransportConnector};
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use pingora::{Error, ErrorType};
 
 pub use context::RequestCtx;
 
+use self::access_sink::AccessSink;
+use self::downstream_response::ClientSide;
+use self::forward::Deadlines;
 use self::identity::IdentityHeaders;
 use self::respond::JsonResponse;
 use self::router::{Router, Target};
+use self::upstream_pool::UpstreamPool;
+use self::upstream_request::UpstreamRequest;
 use self::upstreams::Upstreams;
 use crate::auth::{AuthError, AuthService};
-use crate::config::{AuthMode, Config};
+use crate::config::{AuthMode, Config, LogFormat};
 use crate::limits::{RateLimits, RouteLimit};
 use crate::metrics::Metrics;
+
+/// How long an idle upstream connection stays in the pool.
+const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// HTTP/2 without TLS (prior knowledge) is served beside HTTP/1.
+fn server_options() -> HttpServerOptions {
+    let mut options = HttpServerOptions::default();
+    options.h2c = true;
+    options
+}
 
 /// The gateway: shared state for every request.
 pub struct Gateway {
@@ -55,10 +81,27 @@ pub struct Gateway {
     request_metrics: access_log::RequestMetrics,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
-    /// How long a client may take to send a request body, in total.
+    /// How long a client may take to send a request header, and an auth endpoint's body.
     client_timeout: Duration,
     /// The OpenAPI document, when `[server] openapi = true`.
     pub openapi: Option<serde_json::Value>,
+    deadlines: Deadlines,
+    /// Makes new upstream connections (pingora-core's connector; its pool is not used).
+    transport: TransportConnector,
+    /// Idle upstream connections.
+    pub upstream_pool: Arc<UpstreamPool>,
+    server_options: HttpServerOptions,
+    /// A tunnel is closed when its access token expires (false) or lives on with its
+    /// session (true).
+    tunnel_outlives_token: bool,
+    /// A tunnel with no traffic either way for this long is closed.
+    tunnel_idle: Duration,
+    /// How often a tunnel's session is checked: a quarter of the revocation sync interval (a
+    /// lookup in the cache per tunnel), so a session ended on another gateway closes its
+    /// tunnels within two sync intervals with room to spare.
+    session_check_interval: Duration,
+    access_sink: AccessSink,
+    access_format: LogFormat,
 }
 
 impl Gateway {
@@ -68,6 +111,7 @@ impl Gateway {
         upstreams: Arc<Upstreams>,
         limits: Arc<RateLimits>,
         metrics: Arc<Metrics>,
+        access_sink: AccessSink,
     ) -> Self {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
@@ -91,11 +135,27 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes,
             client_timeout: config.server.client_timeout,
             openapi,
+            deadlines: Deadlines {
+                body_idle: config.server.client_timeout,
+                min_body_rate: config.server.min_body_rate,
+            },
+            transport: TransportConnector::new(Some(ConnectorOptions::new(1))),
+            upstream_pool: Arc::new(UpstreamPool::new(
+                config.server.upstream_keepalive_pool_size,
+                UPSTREAM_IDLE_TIMEOUT,
+            )),
+            server_options: server_options(),
+            tunnel_outlives_token: config.server.tunnel_outlives_token,
+            tunnel_idle: config.server.tunnel_idle_timeout,
+            session_check_interval: (config.database.sync_interval / 4)
+                .max(Duration::from_millis(10)),
+            access_sink,
+            access_format: config.log.format,
         }
     }
 
     /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy).
-    pub fn client_ip(&self, session: &Session) -> Option<IpAddr> {
+    pub fn client_ip(&self, session: &ServerSession) -> Option<IpAddr> {
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -106,19 +166,19 @@ impl Gateway {
     /// Writes a response of the gateway's own and ends the request.
     async fn answer(
         &self,
-        session: &mut Session,
+        session: &mut ServerSession,
         ctx: &mut RequestCtx,
         resp: JsonResponse,
-    ) -> Result<bool> {
+    ) -> Option<Box<Error>> {
         let resp = self.cors.decorate(resp, ctx.cors_origin.as_deref());
-        ctx.status = Some(resp.send(session).await?);
-        Ok(true)
+        ctx.status = Some(resp.status.as_u16());
+        resp.send(session).await.err()
     }
 
     /// Checks a required route's Bearer token.
     fn authenticate(
         &self,
-        session: &Session,
+        session: &ServerSession,
     ) -> Result<Arc<crate::auth::VerifiedToken>, AuthError> {
         let values = session.req_header().headers.get_all(AUTHORIZATION);
         self.auth.verify_access(values.iter().map(|v| v.as_bytes()))
@@ -142,176 +202,5 @@ impl Gateway {
             .inc();
         tracing::info!(target: "audit", event = "rate_limited", scope);
         Some(endpoints::rate_limited(limited))
-    }
-}
-
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
-
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new()
-    }
-
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        header_deadline::header_received();
-        session.set_read_timeout(Some(self.client_timeout));
-        ctx.client_ip = self.client_ip(session);
-        if let Some(preflight) = self.cors.preflight(session.req_header()) {
-            return self.answer(session, ctx, preflight).await;
-        }
-        ctx.cors_origin = self.cors.allowed_origin(session.req_header());
-        let rewritten = match path::normalize(session.req_header().uri.path()) {
-            Ok(Cow::Borrowed(_)) => None,
-            Ok(Cow::Owned(p)) => Some(p),
-            Err(e) => {
-                session.set_keepalive(None);
-                return self
-                    .answer(
-                        session,
-                        ctx,
-                        JsonResponse::error(StatusCode::BAD_REQUEST, format!("Bad request: {e}")),
-                    )
-                    .await;
-            }
-        };
-        let path = rewritten
-            .as_deref()
-            .unwrap_or(session.req_header().uri.path());
-        let route = match self.router.resolve(path) {
-            Target::Endpoint(endpoint) => {
-                ctx.endpoint = Some(endpoint);
-                let resp = endpoints::serve(self, session, endpoint, ctx.client_ip).await;
-                return self.answer(session, ctx, resp).await;
-            }
-            Target::NotFound => {
-                return self
-                    .answer(
-                        session,
-                        ctx,
-                        JsonResponse::error(StatusCode::NOT_FOUND, "Resource not found"),
-                    )
-                    .await
-            }
-            Target::Route(route) => route,
-        };
-        ctx.route = Some(route.clone());
-        if route.auth == AuthMode::Required {
-            match self
-                .authenticate(session)
-                .and_then(|t| policy::require_roles(&route.roles, t))
-            {
-                Ok(token) => ctx.identity = Some(token),
-                Err(e) => {
-                    return self
-                        .answer(session, ctx, endpoints::refused(self, &e))
-                        .await
-                }
-            }
-        }
-        if let Some(resp) = self.route_rate_limit(ctx, route.index) {
-            return self.answer(session, ctx, resp).await;
-        }
-        ctx.rewritten_path = rewritten;
-        Ok(false)
-    }
-
-    /// Proxied uploads get the same total deadline as the auth endpoints' bodies.
-    async fn request_body_filter(
-        &self,
-        _session: &mut Session,
-        _body: &mut Option<bytes::Bytes>,
-        _end_of_stream: bool,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        if ctx.started.elapsed() > self.client_timeout {
-            return Err(
-                Error::explain(ErrorType::ReadTimedout, "request body too slow").into_down(),
-            );
-        }
-        Ok(())
-    }
-
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut RequestCtx,
-    ) -> Result<Box<HttpPeer>> {
-        let route = ctx
-            .route
-            .as_ref()
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(500), "no route"))?;
-        self.upstreams
-            .peer(route.upstream)
-            .ok_or_else(|| Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream server"))
-    }
-
-    async fn upstream_request_filter(
-        &self,
-        session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        self.identity.strip(upstream_request);
-        if let Some(token) = &ctx.identity {
-            self.identity.inject(upstream_request, token)?;
-        }
-        if let Some(path) = ctx
-            .rewritten_path
-            .as_deref()
-            .filter(|p| *p != session.req_header().uri.path())
-        {
-            let target = match session.req_header().uri.query() {
-                Some(q) => format!("{path}?{q}"),
-                None => path.to_string(),
-            };
-            let uri = target
-                .parse()
-                .map_err(|_| Error::explain(ErrorType::HTTPStatus(400), "bad path"))?;
-            upstream_request.set_uri(uri);
-        }
-        Ok(())
-    }
-
-    async fn response_filter(
-        &self,
-        _session: &mut Session,
-        resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
-    ) -> Result<()> {
-        self.cors
-            .decorate_upstream(resp, ctx.cors_origin.as_deref())?;
-        respond::add_security_headers(resp)
-    }
-
-    async fn fail_to_proxy(
-        &self,
-        session: &mut Session,
-        e: &Error,
-        ctx: &mut RequestCtx,
-    ) -> FailToProxy {
-        let (status, msg) = access_log::failure_status(e);
-        if let (Some(route), true) = (&ctx.route, status == 502 || status == 504) {
-            let name = &self.upstreams.pools[route.upstream].name;
-            self.metrics
-                .upstream_errors_total
-                .with_label_values(&[name])
-                .inc();
-        }
-        if status > 0 && session.response_written().is_none() {
-            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            if let Err(err) = JsonResponse::error(code, msg).send(session).await {
-                tracing::debug!(error = %err, "cannot send error response");
-            }
-        }
-        ctx.status = Some(status);
-        FailToProxy {
-            error_code: status,
-            can_reuse_downstream: false,
-        }
-    }
-
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        access_log::record(self, session, e, ctx);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 use pingora::Result;
 use serde_json::{json, Value};
 
@@ -95,12 +95,22 @@ impl JsonResponse {
     }
 
     /// Writes the response to the client; returns the status for logging.
-    pub async fn send(self, session: &mut Session) -> Result<u16> {
-        let status = self.status.as_u16();
+    pub async fn send(self, session: &mut ServerSession) -> Result<u16> {
         let head = session.req_header().method == http::Method::HEAD;
+        self.write(session, head).await
+    }
+
+    /// Writes the response to a client whose request header could not be read.
+    pub async fn send_to_unreadable_request(self, session: &mut ServerSession) -> Result<u16> {
+        self.write(session, false).await
+    }
+
+    async fn write(self, session: &mut ServerSession, head: bool) -> Result<u16> {
+        let status = self.status.as_u16();
         let (resp, body) = self.into_parts(head)?;
-        session.write_response_header(Box::new(resp), false).await?;
-        session.write_response_body(Some(body), true).await?;
+        session.write_response_header(Box::new(resp)).await?;
+        session.write_response_body(body, true).await?;
+        session.finish_body().await?;
         Ok(status)
     }
 }

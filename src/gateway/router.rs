@@ -87,6 +87,8 @@ pub struct Route {
     pub roles: Vec<String>,
     /// Position in the config, used to find per-route state (rate limits, metrics).
     pub index: usize,
+    /// The route's own upstream read timeout, if it sets one.
+    pub upstream_read_timeout: Option<std::time::Duration>,
 }
 
 impl Route {
@@ -133,6 +135,7 @@ impl Router {
                     upstream: upstream_index(&r.upstream),
                     roles: r.roles.clone(),
                     index,
+                    upstream_read_timeout: r.upstream_read_timeout,
                 })
             })
             .collect();
@@ -195,6 +198,7 @@ mod tests {
             auth,
             rate_limit: None,
             roles: Vec::new(),
+            upstream_read_timeout: None,
         };
         Router::new(
             &[

@@ -6,10 +6,12 @@ pub mod cli;
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod scripted;
 pub mod signing;
 pub mod tcp_relay;
 pub mod tokens;
 pub mod upstream;
+pub mod ws_upstream;
 
 pub use db::TestDatabase;
 pub use gateway::{GatewayBuilder, TestGateway, SECRET};

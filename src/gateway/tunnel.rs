@@ -1,0 +1,111 @@
+//! Tunnels (exchanges upgraded by a `101`): counted in a gauge while they live, and
+//! bound to the login session of the token that opened them. A session ended anywhere
+//! (logout, logout everywhere, refresh-token reuse, deactivation; on this gateway or
+//! another sharing the database) reaches the revocation cache within its sync time, and
+//! the tunnel is closed at its next check.
+
+use std::time::{Duration, Instant};
+
+use pingora::protocols::Stream;
+use prometheus::IntGauge;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::auth::revocation::{now_ms, RevocationCache};
+use crate::auth::VerifiedToken;
+
+/// Counts one open tunnel until dropped.
+pub struct TunnelGuard {
+    gauge: IntGauge,
+}
+
+impl TunnelGuard {
+    pub fn open(gauge: &IntGauge) -> Self {
+        gauge.inc();
+        Self {
+            gauge: gauge.clone(),
+        }
+    }
+}
+
+impl Drop for TunnelGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}
+
+/// The session a tunnel belongs to, checked every `every`.
+pub struct SessionWatch<'a> {
+    pub revocations: &'a RevocationCache,
+    pub token: &'a VerifiedToken,
+    /// false: the tunnel is also closed when the access token expires.
+    pub outlives_token: bool,
+    pub every: Duration,
+}
+
+impl SessionWatch<'_> {
+    /// Whether the tunnel may stay open. Fails closed: a revocation state too stale to
+    /// trust closes it, as it would refuse a new request.
+    pub fn may_stay_open(&self) -> bool {
+        let expired = !self.outlives_token && self.token.exp <= now_ms() / 1000;
+        self.revocations.is_current() && !self.revocations.is_revoked(self.token) && !expired
+    }
+}
+
+/// Carries bytes both ways between the client's and the upstream's streams until either
+/// side closes, the tunnel is silent for `idle`, or (with a `watch`) its session ends.
+/// Small buffers of the task's own: an idle tunnel holds no large read buffer.
+pub async fn splice(
+    mut client: Stream,
+    mut upstream: Stream,
+    idle: Duration,
+    watch: Option<SessionWatch<'_>>,
+) {
+    // What the sessions wrote last (the 101, bytes passed on) may still be buffered.
+    if client.flush().await.is_err() || upstream.flush().await.is_err() {
+        return;
+    }
+    let mut to_upstream = [0u8; SPLICE_BUFFER];
+    let mut to_client = [0u8; SPLICE_BUFFER];
+    let mut last_traffic = Instant::now();
+    let mut next_check = watch.as_ref().map(|w| Instant::now() + w.every);
+    loop {
+        tokio::select! {
+            read = client.read(&mut to_upstream) => {
+                let Ok(n @ 1..) = read else { return };
+                if upstream.write_all(&to_upstream[..n]).await.is_err() || upstream.flush().await.is_err() {
+                    return;
+                }
+                last_traffic = Instant::now();
+            }
+            read = upstream.read(&mut to_client) => {
+                let Ok(n @ 1..) = read else { return };
+                if client.write_all(&to_client[..n]).await.is_err() || client.flush().await.is_err() {
+                    return;
+                }
+                last_traffic = Instant::now();
+            }
+            () = tokio::time::sleep_until((last_traffic + idle).into()) => {
+                tracing::debug!("tunnel idle; closing");
+                return;
+            }
+            () = sleep_until(next_check) => {
+                let Some(watch) = &watch else { return };
+                if !watch.may_stay_open() {
+                    tracing::info!(target: "audit", event = "tunnel_closed_session_ended", user_id = watch.token.user_id);
+                    return;
+                }
+                next_check = Some(Instant::now() + watch.every);
+            }
+        }
+    }
+}
+
+/// Bytes read at a time in each direction of a tunnel.
+const SPLICE_BUFFER: usize = 4096;
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
