@@ -22,6 +22,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -64,6 +65,10 @@ pub enum StartError {
     Revocations(StoreError),
     #[error("cannot load the signing keys: {0}")]
     Keys(crate::auth::keys::KeyError),
+    #[error("cannot load the TLS certificates: {0}")]
+    Tls(tls::resolver::SetError),
+    #[error("cannot set up the TLS listener: {0}")]
+    TlsListener(Box<pingora::Error>),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
 }
@@ -72,6 +77,7 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
+    tls::install_crypto_provider();
     let backend = &config.database.backend;
     let secret =
         secret::resolve(config.tokens.secret.as_deref(), backend).map_err(StartError::Secret)?;
@@ -125,24 +131,72 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
 
-    let gateway = Gateway::new(
-        config,
-        auth.clone(),
-        upstreams.clone(),
-        limits.clone(),
-        metrics.clone(),
-    );
-    let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
-    let mut proxy = Service::new(
-        "authgate".to_string(),
-        HeaderDeadline::new(
-            proxy,
-            config.server.client_timeout,
-            metrics.header_timeouts_total.clone(),
-        ),
-    );
-    proxy.add_tcp(&config.server.listen.to_string());
-    server.add_service(proxy);
+    let gateway = || {
+        Gateway::new(
+            config,
+            auth.clone(),
+            upstreams.clone(),
+            limits.clone(),
+            metrics.clone(),
+        )
+    };
+    let gateway_service = |name: &str, gateway: Gateway| {
+        let proxy = pingora::proxy::http_proxy(&server.configuration, gateway);
+        Service::new(
+            name.to_string(),
+            HeaderDeadline::new(
+                proxy,
+                config.server.client_timeout,
+                metrics.header_timeouts_total.clone(),
+            ),
+        )
+    };
+    let mut services: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
+    if let Some(tls_config) = &config.tls {
+        let set = tls::resolver::CertificateSet::load(tls_config).map_err(StartError::Tls)?;
+        let resolver = Arc::new(tls::resolver::CertificateResolver::new(set));
+        let reloader = Arc::new(tls::reload::CertificateReloader::new(
+            tls_config.clone(),
+            resolver.clone(),
+            metrics.clone(),
+        ));
+        let hsts = tls_config
+            .hsts
+            .as_deref()
+            .and_then(tls::hsts::StrictTransportSecurity::new);
+        let mut https = gateway_service("authgate https", gateway().with_hsts(hsts));
+        let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
+        https.add_tls_with_settings(&tls_config.listen.to_string(), None, settings);
+        services.push(Box::new(https));
+        services.push(Box::new(background_service(
+            "tls certificate watch",
+            tls::reload::CertificateWatch(reloader),
+        )));
+    }
+    if let Some(listen) = config.server.listen {
+        match &config.tls {
+            Some(t) if t.redirect_http => {
+                let mut redirect = Service::new(
+                    "authgate https redirect".to_string(),
+                    HeaderDeadline::new(
+                        pingora::apps::http_app::HttpServer::new_app(
+                            tls::redirect::HttpsRedirect::new(t.listen.port()),
+                        ),
+                        config.server.client_timeout,
+                        metrics.header_timeouts_total.clone(),
+                    ),
+                );
+                redirect.add_tcp(&listen.to_string());
+                services.push(Box::new(redirect));
+            }
+            _ => {
+                let mut proxy = gateway_service("authgate", gateway());
+                proxy.add_tcp(&listen.to_string());
+                services.push(Box::new(proxy));
+            }
+        }
+    }
+    server.add_services(services);
     for check in health_checks {
         server.add_service(check);
     }

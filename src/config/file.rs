@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub forward_auth: ForwardAuthFile,
     #[serde(default)]
     pub account: AccountFile,
+    /// `[tls]`: the HTTPS listener; absent, the gateway speaks plain HTTP only.
+    pub tls: Option<super::tls::TlsFile>,
     #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default)]

@@ -1,5 +1,6 @@
 //! Configuration: the TOML file format (`file`), the environment overlay (`env`), and the
-//! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`).
+//! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`
+//! and `[tls]` in `tls`).
 
 mod account;
 mod cors;
@@ -8,6 +9,7 @@ mod env;
 mod error;
 mod file;
 mod routing;
+mod tls;
 mod validated;
 mod values;
 
@@ -15,6 +17,7 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use file::FileConfig;
+pub use tls::{CertificatePaths, NamedCertificate, TlsConfig};
 pub use validated::*;
 
 /// Reads, overlays the environment on, and validates a config file.

@@ -59,6 +59,8 @@ pub struct Gateway {
     client_timeout: Duration,
     /// The OpenAPI document, when `[server] openapi = true`.
     pub openapi: Option<serde_json::Value>,
+    /// `Strict-Transport-Security` on every response (the HTTPS listener's gateway only).
+    hsts: Option<crate::tls::hsts::StrictTransportSecurity>,
 }
 
 impl Gateway {
@@ -91,7 +93,14 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes,
             client_timeout: config.server.client_timeout,
             openapi,
+            hsts: None,
         }
+    }
+
+    /// The gateway of an HTTPS listener: `hsts` on every response it sends.
+    pub fn with_hsts(mut self, hsts: Option<crate::tls::hsts::StrictTransportSecurity>) -> Self {
+        self.hsts = hsts;
+        self
     }
 
     /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy).
@@ -148,6 +157,14 @@ impl Gateway {
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
+
+    fn init_downstream_modules(&self, modules: &mut pingora::modules::http::HttpModules) {
+        modules
+            .add_module(pingora::modules::http::compression::ResponseCompressionBuilder::enable(0));
+        if let Some(hsts) = &self.hsts {
+            modules.add_module(Box::new(hsts.clone()));
+        }
+    }
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new()

@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod http;
 pub mod signing;
 pub mod tcp_relay;
+pub mod tls;
 pub mod tokens;
 pub mod upstream;
 
