@@ -311,3 +311,42 @@ fn bad_certificate_files_are_config_errors_naming_the_key() {
     .unwrap();
     assert!(err.contains("`tls.redirect_http`"), "{err}");
 }
+
+#[test]
+fn the_documented_tls_example_is_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let default = ca.issue_files(dir.path(), "default", &["localhost"], 1);
+    let api = ca.issue_files(dir.path(), "api", &["api.example.com"], 2);
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/authgate.toml"))
+            .unwrap();
+    // The commented-out [tls] example, uncommented, with the test's certificate files.
+    let start = shipped
+        .find("# [tls]\n")
+        .expect("config/authgate.toml documents [tls]");
+    let end = start + shipped[start..].find("\n[database]").unwrap();
+    let example: String = shipped[start..end]
+        .lines()
+        .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(
+            "/etc/authgate/fullchain.pem",
+            &default.certificate.display().to_string(),
+        )
+        .replace(
+            "/etc/authgate/privkey.pem",
+            &default.private_key.display().to_string(),
+        )
+        .replace(
+            "/etc/authgate/api-fullchain.pem",
+            &api.certificate.display().to_string(),
+        )
+        .replace(
+            "/etc/authgate/api-privkey.pem",
+            &api.private_key.display().to_string(),
+        );
+    assert!(example.contains("[[tls.certificates]]"), "{example}");
+    assert_eq!(config_error("", &example), None, "{example}");
+}

@@ -37,6 +37,8 @@ impl TestCa {
             .distinguished_name
             .push(DnType::CommonName, "authgate test CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // RFC 5280: a positive serial (rcgen's random one may read as negative).
+        params.serial_number = Some(SerialNumber::from_slice(&[0x01]));
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,
