@@ -10,6 +10,7 @@ mod error;
 mod file;
 mod routing;
 mod tls;
+mod upstream_tls;
 mod validated;
 mod values;
 
@@ -18,6 +19,7 @@ use std::path::Path;
 pub use error::ConfigError;
 pub use file::FileConfig;
 pub use tls::{CertificatePaths, NamedCertificate, TlsConfig};
+pub use upstream_tls::UpstreamTls;
 pub use validated::*;
 
 /// Reads, overlays the environment on, and validates a config file.

@@ -43,7 +43,8 @@ pub fn wait_for_port(addr: SocketAddr) {
 pub struct GatewayBuilder {
     sections: BTreeMap<String, String>,
     routes: Vec<String>,
-    upstreams: Vec<(String, Vec<SocketAddr>)>,
+    /// Name, servers, and any further keys of each `[[upstreams]]`.
+    upstreams: Vec<(String, Vec<SocketAddr>, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
     db: Option<Arc<TestDatabase>>,
     /// Overrides the database's own URL (e.g. to reach it through a proxy).
@@ -74,7 +75,7 @@ impl GatewayBuilder {
         Self {
             sections,
             routes: Vec::new(),
-            upstreams: vec![("backend".into(), vec![upstream])],
+            upstreams: vec![("backend".into(), vec![upstream], String::new())],
             dir: None,
             db: None,
             db_url: None,
@@ -102,7 +103,13 @@ impl GatewayBuilder {
     }
 
     pub fn upstream(mut self, name: &str, servers: Vec<SocketAddr>) -> Self {
-        self.upstreams.push((name.into(), servers));
+        self.upstreams.push((name.into(), servers, String::new()));
+        self
+    }
+
+    /// Adds an upstream with further keys (`tls = true`...).
+    pub fn upstream_with(mut self, name: &str, servers: Vec<SocketAddr>, keys: &str) -> Self {
+        self.upstreams.push((name.into(), servers, keys.into()));
         self
     }
 
@@ -143,10 +150,10 @@ impl GatewayBuilder {
             out.push_str(body);
             out.push_str("\n\n");
         }
-        for (name, servers) in &self.upstreams {
+        for (name, servers, keys) in &self.upstreams {
             let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
             out.push_str(&format!(
-                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"200ms\"\n\n",
+                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"200ms\"\n{keys}\n\n",
                 list.join(", ")
             ));
         }

@@ -188,3 +188,109 @@ pub fn get_request(host: &str, path: &str, token: Option<&str>) -> String {
 pub fn serial(n: u8) -> Vec<u8> {
     vec![0x42, n]
 }
+
+/// One request a [`TlsUpstream`] received.
+#[derive(Debug, Clone)]
+pub struct TlsRecorded {
+    /// The SNI the client sent.
+    pub server_name: Option<String>,
+    /// The request line and headers.
+    pub head: String,
+}
+
+/// An HTTPS upstream: answers every request with 200 `{"tls": true}` and records it.
+/// Connections that fail their handshake record nothing.
+pub struct TlsUpstream {
+    pub addr: SocketAddr,
+    records: Arc<std::sync::Mutex<Vec<TlsRecorded>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TlsUpstream {
+    pub fn start(cert_pem: &str, key_pem: &str) -> Self {
+        let chain = rustls_pemfile::certs(&mut cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut key_pem.as_bytes())
+            .unwrap()
+            .unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let records = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        {
+            let (records, stop) = (records.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for tcp in listener.incoming() {
+                    if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        break;
+                    }
+                    let Ok(tcp) = tcp else { continue };
+                    let (config, records) = (config.clone(), records.clone());
+                    std::thread::spawn(move || serve_tls(config, tcp, &records));
+                }
+            });
+        }
+        Self {
+            addr,
+            records,
+            stop,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<TlsRecorded> {
+        self.records.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+fn serve_tls(
+    config: Arc<rustls::ServerConfig>,
+    mut tcp: TcpStream,
+    records: &std::sync::Mutex<Vec<TlsRecorded>>,
+) {
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let Ok(mut conn) = rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tls.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let body = b"{\"tls\":true}";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = tls.write_all(response.as_bytes());
+    let _ = tls.write_all(body);
+    let _ = tls.flush();
+    records.lock().unwrap().push(TlsRecorded {
+        server_name: conn.server_name().map(str::to_string),
+        head: String::from_utf8_lossy(&head).into_owned(),
+    });
+    conn.send_close_notify();
+    let _ = conn.complete_io(&mut tcp);
+}
