@@ -8,6 +8,7 @@ mod database;
 mod env;
 mod error;
 mod file;
+mod postgres_tls;
 mod routing;
 mod tls;
 mod upstream_tls;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use file::FileConfig;
+pub use postgres_tls::{read_root_certs, split_tls_options, PostgresTls, PostgresTlsMode};
 pub use tls::{CertificatePaths, NamedCertificate, TlsConfig};
 pub use upstream_tls::UpstreamTls;
 pub use validated::*;
