@@ -190,3 +190,74 @@ fn a_broken_replacement_keeps_the_running_certificate() {
     f.wait_metric("authgate_tls_reloads_total{result=\"success\"}", 1);
     assert_eq!(f.get(None).unwrap().serial, serial(5));
 }
+
+/// The serial of the certificate `set` serves to `name`.
+fn served_serial(
+    resolver: &authgate::tls::resolver::CertificateResolver,
+    name: Option<&str>,
+) -> Vec<u8> {
+    let certified = resolver.current().pick(name);
+    let (_, cert) = x509_parser::parse_x509_certificate(&certified.cert[0]).unwrap();
+    cert.raw_serial().to_vec()
+}
+
+#[test]
+fn reload_swaps_every_certificate_or_none() {
+    use authgate::tls::reload::{CertificateReloader, ReloadOutcome};
+    use authgate::tls::resolver::{CertificateResolver, CertificateSet};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let default = ca.issue_files(dir.path(), "default", &["localhost"], 1);
+    let api = ca.issue_files(dir.path(), "api", &["api.example.test"], 2);
+    let text = format!(
+        "[tls]\nlisten = \"127.0.0.1:5443\"\n{}[[tls.certificates]]\nserver_names = [\"api.example.test\"]\n{}\
+         [[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:9\"]\n",
+        default.toml(),
+        api.toml()
+    );
+    let config = authgate::config::Config::try_from(
+        authgate::config::parse(std::path::Path::new("t.toml"), &text).unwrap(),
+    )
+    .unwrap();
+    let tls = config.tls.unwrap();
+    let resolver = Arc::new(CertificateResolver::new(
+        CertificateSet::load(&tls).unwrap(),
+    ));
+    let metrics = Arc::new(authgate::metrics::Metrics::new());
+    let reloader = CertificateReloader::new(tls, resolver.clone(), metrics.clone());
+    let count = |result: &str| metrics.tls_reloads_total.with_label_values(&[result]).get();
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Unchanged);
+
+    // A good new default beside a named certificate whose key does not match: neither is
+    // taken, and the error names the broken one.
+    let (cert, key) = ca.issue(&["localhost"], 3);
+    default.replace_with(&cert, &key);
+    let (named_cert, _) = ca.issue(&["api.example.test"], 4);
+    let (_, stray_key) = ca.issue(&["api.example.test"], 5);
+    api.replace_with(&named_cert, &stray_key);
+    let err = reloader.reload().unwrap_err();
+    assert_eq!(err.key, "tls.certificates[0].private_key");
+    assert_eq!(served_serial(&resolver, Some("localhost")), serial(1));
+    assert_eq!(
+        served_serial(&resolver, Some("api.example.test")),
+        serial(2)
+    );
+    assert_eq!((count("success"), count("failure")), (0, 1));
+    // The same broken files again: reported once.
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Unchanged);
+    assert_eq!(count("failure"), 1);
+
+    // Fixed: both are taken at once.
+    let (named_cert, named_key) = ca.issue(&["api.example.test"], 6);
+    api.replace_with(&named_cert, &named_key);
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Replaced);
+    assert_eq!(served_serial(&resolver, Some("localhost")), serial(3));
+    assert_eq!(served_serial(&resolver, None), serial(3));
+    assert_eq!(
+        served_serial(&resolver, Some("api.example.test")),
+        serial(6)
+    );
+    assert_eq!((count("success"), count("failure")), (1, 1));
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Unchanged);
+}
