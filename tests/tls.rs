@@ -350,3 +350,48 @@ fn the_documented_tls_example_is_a_valid_config() {
     assert!(example.contains("[[tls.certificates]]"), "{example}");
     assert_eq!(config_error("", &example), None, "{example}");
 }
+
+#[test]
+fn with_the_plain_listener_off_the_gateway_serves_https_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let files = ca.issue_files(dir.path(), "default", &["localhost"], 1);
+    let tls_addr = free_addr();
+    let upstream = Upstream::start();
+    let gw = GatewayBuilder::new(upstream.addr)
+        .route("/api", "required")
+        .section("tls", &format!("listen = \"{tls_addr}\"\n{}", files.toml()))
+        .only_tls(tls_addr)
+        .start();
+    assert!(std::fs::read_to_string(&gw.config_path)
+        .unwrap()
+        .contains("listen = \"off\""));
+
+    let client = ca.client_config(&[b"http/1.1"]);
+    let register = "{\"username\":\"tls_only\",\"email\":\"tls_only@example.com\",\"password\":\"Password123\"}";
+    let request = format!(
+        "POST /register HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{register}",
+        register.len()
+    );
+    let created = https_exchange(client.clone(), tls_addr, "localhost", &request).unwrap();
+    assert_eq!(created.response.status, 201);
+    let token = created.response.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let seen = https_exchange(
+        client,
+        tls_addr,
+        "localhost",
+        &get_request("localhost", "/api/only", Some(&token)),
+    )
+    .unwrap();
+    assert_eq!(seen.response.status, 200);
+    assert_eq!(
+        upstream.last().header_values("X-User-Name"),
+        vec!["tls_only"]
+    );
+    // The operations listener is there as usual.
+    assert_eq!(send(gw.ops_addr, "GET", "/healthz", &[], None).status, 200);
+}

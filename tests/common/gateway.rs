@@ -49,6 +49,8 @@ pub struct GatewayBuilder {
     db: Option<Arc<TestDatabase>>,
     /// Overrides the database's own URL (e.g. to reach it through a proxy).
     db_url: Option<String>,
+    /// `[server] listen = "off"`: the gateway listens only on this (`[tls]`) address.
+    only_tls: Option<SocketAddr>,
 }
 
 impl GatewayBuilder {
@@ -79,6 +81,7 @@ impl GatewayBuilder {
             dir: None,
             db: None,
             db_url: None,
+            only_tls: None,
         }
     }
 
@@ -132,6 +135,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// No plain listener: the gateway serves only its `[tls] listen = tls_addr`, which
+    /// becomes [`TestGateway::addr`].
+    pub fn only_tls(mut self, tls_addr: SocketAddr) -> Self {
+        self.only_tls = Some(tls_addr);
+        self
+    }
+
     fn render(&self, listen: SocketAddr, ops: SocketAddr, db: &str) -> String {
         let mut out = String::new();
         for (name, body) in &self.sections {
@@ -142,7 +152,12 @@ impl GatewayBuilder {
                 // same process whose thread reuses an id finds a dead runtime there. One
                 // gateway per process (the binary, tests/logs.rs) runs the default.
                 "server" => out.push_str(&format!(
-                    "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\nwork_stealing = true\n"
+                    "listen = \"{}\"\nmetrics_listen = \"{ops}\"\nwork_stealing = true\n",
+                    if self.only_tls.is_some() {
+                        "off".to_string()
+                    } else {
+                        listen.to_string()
+                    }
                 )),
                 "database" => out.push_str(&format!("url = \"{db}\"\n")),
                 _ => {}
@@ -172,7 +187,7 @@ impl GatewayBuilder {
             .db
             .clone()
             .unwrap_or_else(|| Arc::new(TestDatabase::fresh(dir.path())));
-        let (addr, ops_addr) = (free_addr(), free_addr());
+        let (addr, ops_addr) = (self.only_tls.unwrap_or_else(free_addr), free_addr());
         let url = self.db_url.clone().unwrap_or_else(|| db.url());
         let toml = self.render(addr, ops_addr, &url);
         let config_path = dir.path().join(format!("authgate-{}.toml", addr.port()));
