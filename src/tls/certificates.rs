@@ -58,15 +58,15 @@ pub struct LoadedCertificate {
     pub not_after: i64,
     /// The leaf certificate's serial number, hex, for the logs.
     pub serial: String,
-    /// The file contents read, so a change on disk can be told from none.
-    pub fingerprint: FileContents,
+    /// SHA-256 of the files read, so a change on disk can be told from none.
+    pub fingerprint: [u8; 32],
 }
 
-/// The bytes of a certificate file and its key file, as last read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The bytes of a certificate file and its key file, as read. Not `Debug`: the key is
+/// secret; it is wiped from memory when dropped.
 pub struct FileContents {
     pub certificate: Vec<u8>,
-    pub private_key: Vec<u8>,
+    pub private_key: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl FileContents {
@@ -79,11 +79,24 @@ impl FileContents {
                     source,
                 }
             })?,
-            private_key: read(&paths.private_key).map_err(|source| CertificateError::ReadKey {
-                path: paths.private_key.clone(),
-                source,
-            })?,
+            private_key: read(&paths.private_key)
+                .map_err(|source| CertificateError::ReadKey {
+                    path: paths.private_key.clone(),
+                    source,
+                })?
+                .into(),
         })
+    }
+
+    /// SHA-256 over both files, each prefixed with its length.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        for part in [&self.certificate[..], &self.private_key[..]] {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part);
+        }
+        hash.finalize().into()
     }
 }
 
@@ -94,13 +107,13 @@ fn read(path: &Path) -> std::io::Result<Vec<u8>> {
 impl LoadedCertificate {
     /// Reads and checks the pair named by `paths`.
     pub fn load(paths: &CertificatePaths) -> Result<Self, CertificateError> {
-        Self::parse(paths, FileContents::read(paths)?)
+        Self::parse(paths, &FileContents::read(paths)?)
     }
 
     /// Checks the pair from bytes already read from `paths`.
     pub fn parse(
         paths: &CertificatePaths,
-        contents: FileContents,
+        contents: &FileContents,
     ) -> Result<Self, CertificateError> {
         let chain = rustls_pemfile::certs(&mut contents.certificate.as_slice())
             .collect::<Result<Vec<_>, _>>()
@@ -151,7 +164,7 @@ impl LoadedCertificate {
             certified: Arc::new(certified),
             not_after,
             serial,
-            fingerprint: contents,
+            fingerprint: contents.fingerprint(),
         })
     }
 }

@@ -43,8 +43,8 @@ pub struct CertificateReloader {
 enum FailedAttempt {
     /// A file could not be read; the error's text.
     Unreadable(String),
-    /// The files were read and refused.
-    Refused(Vec<FileContents>),
+    /// The files were read and refused; their fingerprints.
+    Refused(Vec<[u8; 32]>),
 }
 
 impl CertificateReloader {
@@ -73,27 +73,27 @@ impl CertificateReloader {
                 return self.failed(e, attempt);
             }
         };
-        let unchanged = contents
+        let fingerprints: Vec<[u8; 32]> = contents.iter().map(FileContents::fingerprint).collect();
+        let unchanged = fingerprints
             .iter()
             .zip(current.loaded.iter())
             .all(|(read, (_, loaded))| *read == loaded.fingerprint);
         let last_failed = self.last_failed.lock().unwrap_or_else(|e| e.into_inner());
-        let refused_before =
-            matches!(&*last_failed, Some(FailedAttempt::Refused(before)) if *before == contents);
+        let refused_before = matches!(&*last_failed, Some(FailedAttempt::Refused(before)) if *before == fingerprints);
         if unchanged || refused_before {
             return Ok(ReloadOutcome::Unchanged);
         }
         drop(last_failed);
         let mut loaded = Vec::with_capacity(contents.len());
         for (paths, read) in self.tls.all_paths().zip(contents.iter()) {
-            match LoadedCertificate::parse(paths, read.clone()) {
+            match LoadedCertificate::parse(paths, read) {
                 Ok(cert) => loaded.push(cert),
                 Err(source) => {
                     let error = SetError {
                         key: source.key(paths),
                         source,
                     };
-                    return self.failed(error, FailedAttempt::Refused(contents));
+                    return self.failed(error, FailedAttempt::Refused(fingerprints));
                 }
             }
         }
