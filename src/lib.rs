@@ -77,6 +77,19 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
+    build_server_with_handles(config).map(|(server, _)| server)
+}
+
+/// What a running server can be asked to do from outside its services (a signal handler).
+#[derive(Default)]
+pub struct ServerHandles {
+    /// Rereads the `[tls]` certificate files now (`None`: no `[tls]`).
+    pub tls_reloader: Option<Arc<tls::reload::CertificateReloader>>,
+}
+
+/// [`build_server`], also returning the handles to the running server.
+pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandles), StartError> {
+    let mut handles = ServerHandles::default();
     tls::install_crypto_provider();
     let backend = &config.database.backend;
     let secret =
@@ -168,9 +181,10 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
         https.add_tls_with_settings(&tls_config.listen.to_string(), None, settings);
         services.push(Box::new(https));
+        handles.tls_reloader = Some(reloader.clone());
         services.push(Box::new(background_service(
             "tls certificate watch",
-            tls::reload::CertificateWatch(reloader),
+            tls::reload::CertificateWatch(reloader.clone()),
         )));
     }
     if let Some(listen) = config.server.listen {
@@ -232,7 +246,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         key_rotation: maintenance::KeyRotation::from_config(&config.tokens),
     };
     server.add_service(background_service("maintenance", maintenance));
-    Ok(server)
+    Ok((server, handles))
 }
 
 /// pingora's settings for the gateway's server.

@@ -300,6 +300,10 @@ fn bad_certificate_files_are_config_errors_naming_the_key() {
     let err = config_error("", &named).unwrap();
     assert!(err.contains("`tls.certificates[0].private_key`"), "{err}");
 
+    // Two listeners on one address.
+    let err = config_error("listen = \"127.0.0.1:5443\"", &tls_table(&good)).unwrap();
+    assert!(err.contains("`tls.listen`"), "{err}");
+
     // The plain listener may be off only when there is an HTTPS one.
     let err = config_error("listen = \"off\"", "").unwrap();
     assert!(err.contains("`server.listen`"), "{err}");

@@ -261,3 +261,37 @@ fn reload_swaps_every_certificate_or_none() {
     assert_eq!((count("success"), count("failure")), (1, 1));
     assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Unchanged);
 }
+
+#[test]
+fn the_built_server_hands_out_its_certificate_reloader() {
+    use authgate::tls::reload::ReloadOutcome;
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let files = ca.issue_files(dir.path(), "server", &["localhost"], 1);
+    let config = |tls: &str| {
+        let text = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[tokens]\nsecret = \"{}\"\n{tls}\n\
+             [[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:9\"]\n",
+            dir.path().join("authgate.db").display(),
+            common::SECRET
+        );
+        authgate::config::Config::try_from(
+            authgate::config::parse(std::path::Path::new("t.toml"), &text).unwrap(),
+        )
+        .unwrap()
+    };
+    let with_tls = config(&format!(
+        "[tls]\nlisten = \"127.0.0.1:0\"\n{}",
+        files.toml()
+    ));
+    let (_server, handles) = authgate::build_server_with_handles(&with_tls).unwrap();
+    let reloader = handles.tls_reloader.expect("a [tls] server has a reloader");
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Unchanged);
+    let (cert, key) = ca.issue(&["localhost"], 2);
+    files.replace_with(&cert, &key);
+    assert_eq!(reloader.reload().unwrap(), ReloadOutcome::Replaced);
+
+    let (_server, handles) = authgate::build_server_with_handles(&config("")).unwrap();
+    assert!(handles.tls_reloader.is_none());
+}

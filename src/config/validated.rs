@@ -375,7 +375,9 @@ impl TryFrom<FileConfig> for Config {
             ));
         }
         if let Some(t) = &tls {
-            if Some(t.listen) == server.listen || Some(t.listen) == server.metrics_listen {
+            // Port 0 asks the system for a free port each time: no clash.
+            let taken = [server.listen, server.metrics_listen].contains(&Some(t.listen));
+            if t.listen.port() != 0 && taken {
                 return Err(ConfigError::invalid(
                     "tls.listen",
                     format!("{} is already another listener's address", t.listen),
