@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::error::ConfigError;
+use super::validated::ServerConfig;
 use super::values::{duration, socket_addr};
 use crate::tls::certificates::LoadedCertificate;
 
@@ -146,6 +147,37 @@ pub(super) fn tls(file: TlsFile) -> Result<TlsConfig, ConfigError> {
         redirect_http: file.redirect_http,
         watch_interval,
     })
+}
+
+/// `[tls]` against `[server]`: something must listen, and listeners must not collide.
+pub(super) fn check_listeners(
+    server: &ServerConfig,
+    tls: Option<&TlsConfig>,
+) -> Result<(), ConfigError> {
+    let Some(t) = tls else {
+        if server.listen.is_none() {
+            return Err(ConfigError::invalid(
+                "server.listen",
+                "\"off\" needs a [tls] listener: the gateway would listen nowhere",
+            ));
+        }
+        return Ok(());
+    };
+    // Port 0 asks the system for a free port each time: no clash.
+    let taken = [server.listen, server.metrics_listen].contains(&Some(t.listen));
+    if t.listen.port() != 0 && taken {
+        return Err(ConfigError::invalid(
+            "tls.listen",
+            format!("{} is already another listener's address", t.listen),
+        ));
+    }
+    if t.redirect_http && server.listen.is_none() {
+        return Err(ConfigError::invalid(
+            "tls.redirect_http",
+            "needs the plain listener ([server] listen is \"off\")",
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that the pair can be served: both files readable, the chain and the key parsed,

@@ -18,7 +18,7 @@ use super::error::ConfigError;
 use super::file::FileConfig;
 use super::routing::{route, upstream};
 pub use super::routing::{AuthMode, RouteConfig, UpstreamConfig};
-use super::tls::{tls, TlsConfig};
+use super::tls::{check_listeners, tls, TlsConfig};
 pub use super::values::parse_rate;
 use super::values::{duration, endpoint_path, header_name, socket_addr};
 use crate::auth::keys::KeyAlgorithm;
@@ -368,28 +368,7 @@ impl TryFrom<FileConfig> for Config {
         let account = account(file.account, forward_auth.path.as_deref())?;
 
         let tls = file.tls.map(tls).transpose()?;
-        if server.listen.is_none() && tls.is_none() {
-            return Err(ConfigError::invalid(
-                "server.listen",
-                "\"off\" needs a [tls] listener: the gateway would listen nowhere",
-            ));
-        }
-        if let Some(t) = &tls {
-            // Port 0 asks the system for a free port each time: no clash.
-            let taken = [server.listen, server.metrics_listen].contains(&Some(t.listen));
-            if t.listen.port() != 0 && taken {
-                return Err(ConfigError::invalid(
-                    "tls.listen",
-                    format!("{} is already another listener's address", t.listen),
-                ));
-            }
-            if t.redirect_http && server.listen.is_none() {
-                return Err(ConfigError::invalid(
-                    "tls.redirect_http",
-                    "needs the plain listener ([server] listen is \"off\")",
-                ));
-            }
-        }
+        check_listeners(&server, tls.as_ref())?;
 
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();
