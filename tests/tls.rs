@@ -121,6 +121,40 @@ fn curl_gets_a_required_route_over_http2_and_http1_with_hsts() {
 }
 
 #[test]
+fn identity_headers_cannot_be_spoofed_over_http2() {
+    let t = start_tls("", &[]);
+    let body = common::register(&t.gw, "h2_bob");
+    let id = body["user"]["id"].as_i64().unwrap().to_string();
+    let token = body["access_token"].as_str().unwrap();
+    let port = t.tls_addr.port();
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--http2", "--cacert"])
+        .arg(&t.ca.pem_path)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args([
+            "-H",
+            "X-User-Id: 999",
+            "-H",
+            "x-user-name: admin",
+            "-H",
+            "X-User-Roles: admin",
+        ])
+        .arg(format!("https://localhost:{port}/api/me"))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/2 200"), "{text}");
+    let seen = t.upstream.last();
+    assert_eq!(seen.header_values("X-User-Id"), vec![id.as_str()]);
+    assert_eq!(seen.header_values("X-User-Name"), vec!["h2_bob"]);
+    assert!(seen
+        .header_values("X-User-Roles")
+        .iter()
+        .all(|r| !r.contains("admin")));
+}
+
+#[test]
 fn hsts_empty_turns_it_off() {
     let t = start_tls("hsts = \"\"", &[]);
     let out = curl(&t, "--http2", "/api/hello", None);
