@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         }
     };
     server.add_service(protected_api::service("127.0.0.1:8000"));
-    tracing::info!(listen = %config.server.listen, "authgate demo: gateway and example protected api running");
+    tracing::info!(listen = ?config.server.listen, "authgate demo: gateway and example protected api running");
     server.run(authgate::shutdown::run_args());
     ExitCode::SUCCESS
 }

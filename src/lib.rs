@@ -23,6 +23,7 @@ pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
+use crate::gateway::header_deadline::HeaderDeadline;
 use crate::gateway::upstream_pool::PoolTimer;
 use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
@@ -66,6 +68,10 @@ pub enum StartError {
     Revocations(StoreError),
     #[error("cannot load the signing keys: {0}")]
     Keys(crate::auth::keys::KeyError),
+    #[error("cannot load the TLS certificates: {0}")]
+    Tls(tls::resolver::SetError),
+    #[error("cannot set up the TLS listener: {0}")]
+    TlsListener(Box<pingora::Error>),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
     #[error("cannot open the access log: {0}")]
@@ -76,6 +82,20 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
+    build_server_with_handles(config).map(|(server, _)| server)
+}
+
+/// What a running server can be asked to do from outside its services (a signal handler).
+#[derive(Default)]
+pub struct ServerHandles {
+    /// Rereads the `[tls]` certificate files now (`None`: no `[tls]`).
+    pub tls_reloader: Option<Arc<tls::reload::CertificateReloader>>,
+}
+
+/// [`build_server`], also returning the handles to the running server.
+pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandles), StartError> {
+    let mut handles = ServerHandles::default();
+    tls::install_crypto_provider();
     let backend = &config.database.backend;
     let secret =
         secret::resolve(config.tokens.secret.as_deref(), backend).map_err(StartError::Secret)?;
@@ -136,21 +156,73 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
             AccessLogService(access_sink.clone()),
         ));
     }
-    let gateway = Gateway::new(
-        config,
-        auth.clone(),
-        upstreams.clone(),
-        limits.clone(),
-        metrics.clone(),
-        access_sink,
-    );
-    server.add_service(background_service(
-        "upstream pool timer",
-        PoolTimer(gateway.upstream_pool.clone()),
-    ));
-    let mut proxy = Service::new("authgate".to_string(), gateway);
-    proxy.add_tcp(&config.server.listen.to_string());
-    server.add_service(proxy);
+    let gateway = || {
+        Gateway::new(
+            config,
+            auth.clone(),
+            upstreams.clone(),
+            limits.clone(),
+            metrics.clone(),
+            access_sink.clone(),
+        )
+    };
+    let mut services: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
+    // Each listener's gateway keeps its own idle upstream connections, closed on a timer.
+    let mut gateway_service = |name: &str, gateway: Gateway| {
+        services.push(Box::new(background_service(
+            &format!("{name} upstream pool timer"),
+            PoolTimer(gateway.upstream_pool.clone()),
+        )));
+        Service::new(name.to_string(), gateway)
+    };
+    let mut listeners: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
+    if let Some(tls_config) = &config.tls {
+        let set = tls::resolver::CertificateSet::load(tls_config).map_err(StartError::Tls)?;
+        let resolver = Arc::new(tls::resolver::CertificateResolver::new(set));
+        let reloader = Arc::new(tls::reload::CertificateReloader::new(
+            tls_config.clone(),
+            resolver.clone(),
+            metrics.clone(),
+        ));
+        let hsts = tls_config
+            .hsts
+            .as_deref()
+            .and_then(tls::hsts::StrictTransportSecurity::new);
+        let mut https = gateway_service("authgate https", gateway().with_hsts(hsts));
+        let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
+        https.add_tls_with_settings(&tls_config.listen.to_string(), None, settings);
+        listeners.push(Box::new(https));
+        handles.tls_reloader = Some(reloader.clone());
+        listeners.push(Box::new(background_service(
+            "tls certificate watch",
+            tls::reload::CertificateWatch(reloader.clone()),
+        )));
+    }
+    if let Some(listen) = config.server.listen {
+        match &config.tls {
+            Some(t) if t.redirect_http => {
+                let mut redirect = Service::new(
+                    "authgate https redirect".to_string(),
+                    HeaderDeadline::new(
+                        pingora::apps::http_app::HttpServer::new_app(
+                            tls::redirect::HttpsRedirect::new(t.listen.port()),
+                        ),
+                        config.server.client_timeout,
+                        metrics.header_timeouts_total.clone(),
+                    ),
+                );
+                redirect.add_tcp(&listen.to_string());
+                listeners.push(Box::new(redirect));
+            }
+            _ => {
+                let mut proxy = gateway_service("authgate", gateway());
+                proxy.add_tcp(&listen.to_string());
+                listeners.push(Box::new(proxy));
+            }
+        }
+    }
+    services.extend(listeners);
+    server.add_services(services);
     for check in health_checks {
         server.add_service(check);
     }
@@ -186,7 +258,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         key_rotation: maintenance::KeyRotation::from_config(&config.tokens),
     };
     server.add_service(background_service("maintenance", maintenance));
-    Ok(server)
+    Ok((server, handles))
 }
 
 /// pingora's settings for the gateway's server.

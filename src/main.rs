@@ -170,7 +170,11 @@ fn run_gateway(config: &Config) -> ExitCode {
     authgate::open_files::raise_and_log();
     match authgate::build_server(config) {
         Ok(server) => {
-            tracing::info!(listen = %config.server.listen, "authgate starting");
+            tracing::info!(
+                listen = %config.server.listen.map_or("off".to_string(), |a| a.to_string()),
+                tls_listen = %config.tls.as_ref().map_or("off".to_string(), |t| t.listen.to_string()),
+                "authgate starting"
+            );
             server.run(authgate::shutdown::run_args());
             tracing::info!("authgate stopped");
             ExitCode::SUCCESS

@@ -34,6 +34,10 @@ pub struct Metrics {
     /// Servers of each upstream, and how many pass their health check (set at each scrape).
     pub upstream_servers: IntGaugeVec,
     pub upstream_healthy_servers: IntGaugeVec,
+    /// Certificate reloads that changed something, by result (success, failure).
+    pub tls_reloads_total: IntCounterVec,
+    /// Each served certificate's `notAfter`, by name (`default` or its first server name).
+    pub tls_certificate_expiry_timestamp_seconds: IntGaugeVec,
     /// Always 1, labelled with the version: `up` says the process answers, this says which.
     pub build_info: IntGaugeVec,
     pub open_tunnels: IntGauge,
@@ -198,6 +202,16 @@ impl Metrics {
                 "authgate_upstream_healthy_servers",
                 "Servers of each upstream passing their health check.",
                 &["upstream"],
+            ),
+            tls_reloads_total: counter_vec(
+                "authgate_tls_reloads_total",
+                "TLS certificate reloads after a file changed, by result; a failure keeps the running certificates.",
+                &["result"],
+            ),
+            tls_certificate_expiry_timestamp_seconds: gauge_vec(
+                "authgate_tls_certificate_expiry_timestamp_seconds",
+                "When each served TLS certificate expires (notAfter), in seconds since the Unix epoch.",
+                &["name"],
             ),
             build_info: gauge_vec(
                 "authgate_build_info",

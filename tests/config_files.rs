@@ -26,7 +26,8 @@ fn shipped_default_config_has_the_documented_values() {
         config::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap(),
     )
     .unwrap();
-    assert_eq!(c.server.listen.to_string(), "127.0.0.1:5000");
+    assert_eq!(c.server.listen.unwrap().to_string(), "127.0.0.1:5000");
+    assert!(c.tls.is_none(), "TLS is opt-in");
     assert_eq!(
         c.database.backend,
         DatabaseBackend::Sqlite("data/authgate.db".into())

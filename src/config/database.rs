@@ -87,7 +87,8 @@ pub enum DatabaseUrl {
 }
 
 /// Accepts SQLAlchemy-style `sqlite:///relative.db`, `sqlite:////abs.db`, a plain path, or
-/// `postgres://user:pass@host:5432/db` (also `postgresql://`).
+/// `postgres://user:pass@host:5432/db` (also `postgresql://`), with libpq's `sslmode` and
+/// `sslrootcert` (see `postgres_tls`).
 pub fn parse_database_url(value: &str) -> Result<DatabaseUrl, ConfigError> {
     if let Some(rest) = value.strip_prefix("sqlite:///") {
         if rest.is_empty() {
@@ -99,8 +100,14 @@ pub fn parse_database_url(value: &str) -> Result<DatabaseUrl, ConfigError> {
         return Ok(DatabaseUrl::Sqlite(PathBuf::from(rest)));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        let (plain, tls) = super::postgres_tls::split_tls_options(value)
+            .map_err(|reason| ConfigError::invalid("database.url", reason))?;
+        if let Some(path) = &tls.root_cert {
+            super::postgres_tls::read_root_certs(path)
+                .map_err(|reason| ConfigError::invalid("database.url", reason))?;
+        }
         // tokio-postgres' own parser decides; its messages name the option, not the value.
-        tokio_postgres::Config::from_str(value).map_err(|e| {
+        tokio_postgres::Config::from_str(&plain).map_err(|e| {
             ConfigError::invalid(
                 "database.url",
                 format!("{:?} is not a PostgreSQL URL: {e}", redact_url(value)),

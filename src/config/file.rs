@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub forward_auth: ForwardAuthFile,
     #[serde(default)]
     pub account: AccountFile,
+    /// `[tls]`: the HTTPS listener; absent, the gateway speaks plain HTTP only.
+    pub tls: Option<super::tls::TlsFile>,
     #[serde(default)]
     pub upstreams: Vec<UpstreamFile>,
     #[serde(default)]
@@ -278,6 +280,15 @@ pub struct UpstreamFile {
     pub servers: Vec<String>,
     #[serde(default = "default_health_interval")]
     pub health_check_interval: String,
+    /// HTTPS to the servers.
+    #[serde(default)]
+    pub tls: bool,
+    /// The name sent as SNI and checked in the certificate (needed with `tls`).
+    pub sni: Option<String>,
+    /// PEM roots trusted instead of the system's.
+    pub ca_file: Option<String>,
+    /// Verify the upstream's certificate (default true).
+    pub verify: Option<bool>,
 }
 
 fn default_health_interval() -> String {

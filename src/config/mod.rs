@@ -1,5 +1,6 @@
 //! Configuration: the TOML file format (`file`), the environment overlay (`env`), and the
-//! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`).
+//! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`
+//! and `[tls]` in `tls`).
 
 mod account;
 mod cors;
@@ -7,7 +8,10 @@ mod database;
 mod env;
 mod error;
 mod file;
+mod postgres_tls;
 mod routing;
+mod tls;
+mod upstream_tls;
 mod validated;
 mod values;
 
@@ -15,6 +19,9 @@ use std::path::Path;
 
 pub use error::ConfigError;
 pub use file::FileConfig;
+pub use postgres_tls::{read_root_certs, split_tls_options, PostgresTls, PostgresTlsMode};
+pub use tls::{CertificatePaths, NamedCertificate, TlsConfig};
+pub use upstream_tls::UpstreamTls;
 pub use validated::*;
 
 /// Reads, overlays the environment on, and validates a config file.

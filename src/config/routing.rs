@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 use super::file::{RouteFile, UpstreamFile};
+use super::upstream_tls::{upstream_tls, UpstreamTls};
 use super::validated::RateSpec;
 use super::values::{duration, parse_rate, socket_addr};
 
@@ -13,6 +14,8 @@ pub struct UpstreamConfig {
     pub name: String,
     pub servers: Vec<SocketAddr>,
     pub health_check_interval: Duration,
+    /// `None`: plain HTTP.
+    pub tls: Option<UpstreamTls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +53,9 @@ pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfi
         .iter()
         .map(|s| socket_addr(&key("servers"), s))
         .collect::<Result<Vec<_>, _>>()?;
+    let tls = upstream_tls(&key, &file)?;
     Ok(UpstreamConfig {
+        tls,
         name: file.name,
         servers,
         health_check_interval: duration(

@@ -18,6 +18,7 @@ use super::error::ConfigError;
 use super::file::FileConfig;
 use super::routing::{route, upstream};
 pub use super::routing::{AuthMode, RouteConfig, UpstreamConfig};
+use super::tls::{check_listeners, tls, TlsConfig};
 pub use super::values::parse_rate;
 use super::values::{duration, endpoint_path, header_name, socket_addr};
 use crate::auth::keys::KeyAlgorithm;
@@ -35,13 +36,16 @@ pub struct Config {
     pub cors: CorsConfig,
     pub forward_auth: ForwardAuthConfig,
     pub account: AccountConfig,
+    /// `None`: no HTTPS listener.
+    pub tls: Option<TlsConfig>,
     pub upstreams: Vec<UpstreamConfig>,
     pub routes: Vec<RouteConfig>,
 }
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    pub listen: SocketAddr,
+    /// The plain-HTTP listener; `None` (`listen = "off"`, only with `[tls]`): none.
+    pub listen: Option<SocketAddr>,
     pub threads: usize,
     /// One work-stealing runtime instead of one single-threaded runtime per thread.
     pub work_stealing: bool,
@@ -193,7 +197,10 @@ impl TryFrom<FileConfig> for Config {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let server = ServerConfig {
-            listen: socket_addr("server.listen", &s.listen)?,
+            listen: match s.listen.as_str() {
+                "off" => None,
+                listen => Some(socket_addr("server.listen", listen)?),
+            },
             threads: s.threads,
             work_stealing: s.work_stealing,
             metrics_listen: s
@@ -393,6 +400,9 @@ impl TryFrom<FileConfig> for Config {
         };
         let account = account(file.account, forward_auth.path.as_deref())?;
 
+        let tls = file.tls.map(tls).transpose()?;
+        check_listeners(&server, tls.as_ref())?;
+
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();
         for (i, u) in file.upstreams.into_iter().enumerate() {
@@ -429,6 +439,7 @@ impl TryFrom<FileConfig> for Config {
             cors,
             forward_auth,
             account,
+            tls,
             upstreams,
             routes,
         })

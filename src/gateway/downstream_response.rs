@@ -11,6 +11,7 @@ use pingora::Result;
 
 use super::cors::Cors;
 use super::{hop_by_hop, respond};
+use crate::tls::hsts::StrictTransportSecurity;
 
 /// What the client's request says about the response it may get.
 pub struct ClientSide<'a> {
@@ -18,6 +19,8 @@ pub struct ClientSide<'a> {
     pub head: bool,
     pub cors: &'a Cors,
     pub cors_origin: Option<&'a str>,
+    /// `Strict-Transport-Security`, on the HTTPS listener.
+    pub hsts: Option<&'a StrictTransportSecurity>,
 }
 
 impl ClientSide<'_> {
@@ -53,6 +56,9 @@ impl ClientSide<'_> {
             }
         }
         self.cors.decorate_upstream(resp, self.cors_origin)?;
+        if let Some(hsts) = self.hsts {
+            hsts.apply(resp)?;
+        }
         respond::add_security_headers(resp)
     }
 }
@@ -89,6 +95,7 @@ mod tests {
             head: false,
             cors,
             cors_origin: None,
+            hsts: None,
         }
     }
 

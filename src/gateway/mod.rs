@@ -15,6 +15,7 @@ pub mod cors;
 mod downstream_response;
 pub mod endpoints;
 mod forward;
+pub mod header_deadline;
 pub mod health_check;
 pub mod hop_by_hop;
 pub mod identity;
@@ -102,6 +103,8 @@ pub struct Gateway {
     session_check_interval: Duration,
     access_sink: AccessSink,
     access_format: LogFormat,
+    /// `Strict-Transport-Security` on every response (the HTTPS listener's gateway only).
+    hsts: Option<crate::tls::hsts::StrictTransportSecurity>,
 }
 
 impl Gateway {
@@ -151,7 +154,14 @@ impl Gateway {
                 .max(Duration::from_millis(10)),
             access_sink,
             access_format: config.log.format,
+            hsts: None,
         }
+    }
+
+    /// The gateway of an HTTPS listener: `hsts` on every response it sends.
+    pub fn with_hsts(mut self, hsts: Option<crate::tls::hsts::StrictTransportSecurity>) -> Self {
+        self.hsts = hsts;
+        self
     }
 
     /// The client's address (the peer, or `X-Forwarded-For` from a trusted proxy).
@@ -170,9 +180,18 @@ impl Gateway {
         ctx: &mut RequestCtx,
         resp: JsonResponse,
     ) -> Option<Box<Error>> {
-        let resp = self.cors.decorate(resp, ctx.cors_origin.as_deref());
+        let resp = self.decorate_own(resp, ctx);
         ctx.status = Some(resp.status.as_u16());
         resp.send(session).await.err()
+    }
+
+    /// CORS and, on the HTTPS listener, HSTS on a response of the gateway's own.
+    fn decorate_own(&self, resp: JsonResponse, ctx: &RequestCtx) -> JsonResponse {
+        let resp = self.cors.decorate(resp, ctx.cors_origin.as_deref());
+        match &self.hsts {
+            Some(hsts) => resp.header("Strict-Transport-Security", hsts.value()),
+            None => resp,
+        }
     }
 
     /// Checks a required route's Bearer token.

@@ -183,6 +183,7 @@ impl Gateway {
             head: session.req_header().method == Method::HEAD,
             cors: &self.cors,
             cors_origin: ctx.cors_origin.as_deref(),
+            hsts: self.hsts.as_ref(),
         };
         let connections = forward::Connections {
             transport: &self.transport,
@@ -221,9 +222,7 @@ impl Gateway {
             return;
         }
         let code = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        let resp = self
-            .cors
-            .decorate(JsonResponse::error(code, msg), ctx.cors_origin.as_deref());
+        let resp = self.decorate_own(JsonResponse::error(code, msg), ctx);
         if let Err(err) = resp.send(session).await {
             tracing::debug!(error = %err, "cannot send error response");
         }

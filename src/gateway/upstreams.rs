@@ -1,5 +1,6 @@
 //! The upstream pools: round robin over each upstream's servers, with TCP health checks run
-//! as background services so an unreachable server is skipped.
+//! as background services so an unreachable server is skipped. Peers speak plain HTTP, or
+//! HTTPS verified against `sni` (`[[upstreams]] tls = true`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,9 +10,10 @@ use pingora::lb::selection::RoundRobin;
 use pingora::lb::{health_check::TcpHealthCheck, Backend, LoadBalancer};
 use pingora::services::background::{background_service, GenBackgroundService};
 use pingora::upstreams::peer::HttpPeer;
+use pingora::utils::tls::{parse_x509, WrappedX509};
 
 use super::health_check::UpstreamHealthCheck;
-use crate::config::{ServerConfig, UpstreamConfig};
+use crate::config::{ServerConfig, UpstreamConfig, UpstreamTls};
 
 /// One named upstream.
 pub struct Upstream {
@@ -29,9 +31,25 @@ pub struct Upstreams {
     pub pools: Vec<Upstream>,
 }
 
-/// A plain-HTTP peer with keep-alive and the configured timeouts.
-fn http_peer(backend: &Backend, server: &ServerConfig) -> HttpPeer {
-    let mut peer = HttpPeer::new(backend.addr.clone(), false, String::new());
+/// A peer with keep-alive and the configured timeouts, over TLS when `tls` says so.
+fn http_peer(backend: &Backend, server: &ServerConfig, tls: Option<&UpstreamTls>) -> HttpPeer {
+    let mut peer = match tls {
+        None => HttpPeer::new(backend.addr.clone(), false, String::new()),
+        Some(tls) => {
+            let mut peer = HttpPeer::new(backend.addr.clone(), true, tls.sni.clone());
+            peer.options.verify_cert = tls.verify;
+            peer.options.verify_hostname = tls.verify;
+            peer.options.ca = tls.ca.as_ref().map(|ders| {
+                // Every certificate was parsed when the config was validated, so pingora's
+                // parse (which panics on bad DER) cannot fail here.
+                ders.iter()
+                    .map(|der| WrappedX509::new(der.clone(), parse_x509))
+                    .collect::<Vec<_>>()
+                    .into()
+            });
+            peer
+        }
+    };
     peer.options.connection_timeout = Some(server.upstream_connect_timeout);
     peer.options.read_timeout = Some(server.upstream_read_timeout);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
@@ -49,13 +67,21 @@ impl Upstreams {
         let mut pools = Vec::with_capacity(configs.len());
         let mut checks = Vec::with_capacity(configs.len());
         for u in configs {
+            if let Some(tls) = u.tls.as_ref().filter(|t| !t.verify) {
+                tracing::warn!(
+                    upstream = %u.name,
+                    sni = %tls.sni,
+                    "upstream TLS certificates are not verified (verify = false): anyone on the \
+                     path can impersonate this upstream"
+                );
+            }
             let mut lb =
                 LoadBalancer::<RoundRobin>::try_from_iter(u.servers.iter().map(|s| s.to_string()))?;
             let peers = lb
                 .backends()
                 .get_backend()
                 .iter()
-                .map(|b| (b.clone(), http_peer(b, server)))
+                .map(|b| (b.clone(), http_peer(b, server, u.tls.as_ref())))
                 .collect();
             let mut hc = TcpHealthCheck::new();
             hc.peer_template.options.connection_timeout =
@@ -74,7 +100,7 @@ impl Upstreams {
         Ok((Self { pools }, checks))
     }
 
-    /// A healthy server of upstream `index`, as a plain-HTTP peer with keep-alive. When
+    /// A healthy server of upstream `index`, as a peer (plain or TLS) with keep-alive. When
     /// every server is marked down, one of them anyway, in turn (as nginx does): a mark is
     /// only as fresh as the last health check, and a server that came up since (one
     /// started a moment after the gateway) should be tried at once, its answer deciding,

@@ -43,12 +43,15 @@ pub fn wait_for_port(addr: SocketAddr) {
 pub struct GatewayBuilder {
     sections: BTreeMap<String, String>,
     routes: Vec<String>,
-    upstreams: Vec<(String, Vec<SocketAddr>)>,
+    /// Name, servers, and any further keys of each `[[upstreams]]`.
+    upstreams: Vec<(String, Vec<SocketAddr>, String)>,
     dir: Option<Arc<tempfile::TempDir>>,
     db: Option<Arc<TestDatabase>>,
     /// Overrides the database's own URL (e.g. to reach it through a proxy).
     db_url: Option<String>,
     health_check_interval: &'static str,
+    /// `[server] listen = "off"`: the gateway listens only on this (`[tls]`) address.
+    only_tls: Option<SocketAddr>,
 }
 
 impl GatewayBuilder {
@@ -75,11 +78,12 @@ impl GatewayBuilder {
         Self {
             sections,
             routes: Vec::new(),
-            upstreams: vec![("backend".into(), vec![upstream])],
+            upstreams: vec![("backend".into(), vec![upstream], String::new())],
             dir: None,
             db: None,
             db_url: None,
             health_check_interval: "200ms",
+            only_tls: None,
         }
     }
 
@@ -104,7 +108,13 @@ impl GatewayBuilder {
     }
 
     pub fn upstream(mut self, name: &str, servers: Vec<SocketAddr>) -> Self {
-        self.upstreams.push((name.into(), servers));
+        self.upstreams.push((name.into(), servers, String::new()));
+        self
+    }
+
+    /// Adds an upstream with further keys (`tls = true`...).
+    pub fn upstream_with(mut self, name: &str, servers: Vec<SocketAddr>, keys: &str) -> Self {
+        self.upstreams.push((name.into(), servers, keys.into()));
         self
     }
 
@@ -133,6 +143,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// No plain listener: the gateway serves only its `[tls] listen = tls_addr`, which
+    /// becomes [`TestGateway::addr`].
+    pub fn only_tls(mut self, tls_addr: SocketAddr) -> Self {
+        self.only_tls = Some(tls_addr);
+        self
+    }
+
     fn render(&self, listen: SocketAddr, ops: SocketAddr, db: &str) -> String {
         let mut out = String::new();
         for (name, body) in &self.sections {
@@ -143,7 +160,12 @@ impl GatewayBuilder {
                 // same process whose thread reuses an id finds a dead runtime there. One
                 // gateway per process (the binary, tests/logs.rs) runs the default.
                 "server" => out.push_str(&format!(
-                    "listen = \"{listen}\"\nmetrics_listen = \"{ops}\"\nwork_stealing = true\n"
+                    "listen = \"{}\"\nmetrics_listen = \"{ops}\"\nwork_stealing = true\n",
+                    if self.only_tls.is_some() {
+                        "off".to_string()
+                    } else {
+                        listen.to_string()
+                    }
                 )),
                 "database" => out.push_str(&format!("url = \"{db}\"\n")),
                 _ => {}
@@ -151,10 +173,10 @@ impl GatewayBuilder {
             out.push_str(body);
             out.push_str("\n\n");
         }
-        for (name, servers) in &self.upstreams {
+        for (name, servers, keys) in &self.upstreams {
             let list: Vec<String> = servers.iter().map(|s| format!("\"{s}\"")).collect();
             out.push_str(&format!(
-                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"{}\"\n\n",
+                "[[upstreams]]\nname = \"{name}\"\nservers = [{}]\nhealth_check_interval = \"{}\"\n{keys}\n\n",
                 list.join(", "),
                 self.health_check_interval
             ));
@@ -174,7 +196,7 @@ impl GatewayBuilder {
             .db
             .clone()
             .unwrap_or_else(|| Arc::new(TestDatabase::fresh(dir.path())));
-        let (addr, ops_addr) = (free_addr(), free_addr());
+        let (addr, ops_addr) = (self.only_tls.unwrap_or_else(free_addr), free_addr());
         let url = self.db_url.clone().unwrap_or_else(|| db.url());
         let toml = self.render(addr, ops_addr, &url);
         let config_path = dir.path().join(format!("authgate-{}.toml", addr.port()));

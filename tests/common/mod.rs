@@ -9,6 +9,7 @@ pub mod http;
 pub mod scripted;
 pub mod signing;
 pub mod tcp_relay;
+pub mod tls;
 pub mod tokens;
 pub mod upstream;
 pub mod ws_upstream;

@@ -9,11 +9,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deadpool_postgres::{Client, Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 
 use super::runtime::DbRuntime;
 use super::{schema, Inner, PostgresStore};
-use crate::config::{redact_url, PostgresConfig};
+use crate::config::{redact_url, split_tls_options, PostgresConfig, PostgresTlsMode};
 use crate::store::{with_causes, StoreError};
 
 /// A database operation borrowing a pooled connection.
@@ -22,7 +21,17 @@ pub(super) type Op<'c, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> +
 impl PostgresStore {
     /// Connects, checks the server answers and migrates the schema.
     pub async fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
-        let mut pg_config = tokio_postgres::Config::from_str(&config.url)
+        let (url, tls) = split_tls_options(&config.url)
+            .map_err(|e| StoreError::Database(format!("{}: {e}", redact_url(&config.url))))?;
+        let connector = super::tls::connector(&tls).map_err(StoreError::Database)?;
+        if tls.mode == PostgresTlsMode::Require {
+            tracing::warn!(
+                database = %redact_url(&config.url),
+                "PostgreSQL over TLS without checking its certificate (sslmode=require): \
+                 use verify-full with sslrootcert to know who is at the other end"
+            );
+        }
+        let mut pg_config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Database(format!("{}: {e}", redact_url(&config.url))))?;
         pg_config.connect_timeout(config.connect_timeout);
         pg_config.application_name("authgate");
@@ -31,7 +40,7 @@ impl PostgresStore {
         pg_config.keepalives_idle(Duration::from_secs(30));
         let manager = Manager::from_config(
             pg_config.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -48,6 +57,7 @@ impl PostgresStore {
             inner: Arc::new(Inner {
                 pool,
                 pg_config,
+                connector,
                 query_timeout: config.query_timeout,
                 wake: OnceLock::new(),
                 runtime: DbRuntime::start()?,

@@ -12,6 +12,7 @@ mod notify;
 mod runtime;
 mod schema;
 mod signing_keys;
+mod tls;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -37,6 +38,8 @@ pub struct PostgresStore {
 struct Inner {
     pool: Pool,
     pg_config: tokio_postgres::Config,
+    /// TLS for every connection, the listening one included (plain when the URL says so).
+    connector: tokio_postgres_rustls::MakeRustlsConnect,
     query_timeout: Duration,
     wake: OnceLock<Arc<Notify>>,
     /// Declared last: dropped after the pool, it stops the runtime thread.
@@ -398,6 +401,7 @@ impl Store for PostgresStore {
             let wake = Arc::new(Notify::new());
             self.inner.runtime.handle().spawn(notify::listen_forever(
                 self.inner.pg_config.clone(),
+                self.inner.connector.clone(),
                 wake.clone(),
             ));
             wake

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::schema::CHANNEL;
 
@@ -17,10 +18,14 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
 /// Keeps a listening connection open for as long as the runtime it is spawned on runs.
-pub(super) async fn listen_forever(config: tokio_postgres::Config, wake: Arc<Notify>) {
+pub(super) async fn listen_forever(
+    config: tokio_postgres::Config,
+    connector: MakeRustlsConnect,
+    wake: Arc<Notify>,
+) {
     let mut retry = FIRST_RETRY;
     loop {
-        match listen_once(&config, &wake).await {
+        match listen_once(&config, &connector, &wake).await {
             Ok(()) => {
                 tracing::warn!("revocation listener: the database closed the connection");
                 retry = FIRST_RETRY;
@@ -37,9 +42,10 @@ pub(super) async fn listen_forever(config: tokio_postgres::Config, wake: Arc<Not
 /// Connects, listens, and forwards notifications until the connection ends.
 async fn listen_once(
     config: &tokio_postgres::Config,
+    connector: &MakeRustlsConnect,
     wake: &Arc<Notify>,
 ) -> Result<(), tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect(connector.clone()).await?;
     let forward = wake.clone();
     // The connection delivers notifications only to whoever polls it, so it is driven
     // here rather than left to a plain spawn.
