@@ -90,6 +90,9 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
 pub struct ServerHandles {
     /// Rereads the `[tls]` certificate files now (`None`: no `[tls]`).
     pub tls_reloader: Option<Arc<tls::reload::CertificateReloader>>,
+    /// The access log: [`AccessSink::flush`] once the server has stopped writes the lines
+    /// of requests that finished during the shutdown.
+    pub access_log: AccessSink,
 }
 
 /// [`build_server`], also returning the handles to the running server.
@@ -150,6 +153,7 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
     server.bootstrap();
 
     let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
+    handles.access_log = access_sink.clone();
     if access_sink.enabled() {
         server.add_service(background_service(
             "access log",

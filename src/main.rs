@@ -168,14 +168,17 @@ fn run_gateway(config: &Config) -> ExitCode {
     // Held until the server has shut down, so the last lines are written out.
     let _log = authgate::telemetry::init(&config.log);
     authgate::open_files::raise_and_log();
-    match authgate::build_server(config) {
-        Ok(server) => {
+    match authgate::build_server_with_handles(config) {
+        Ok((server, handles)) => {
             tracing::info!(
                 listen = %config.server.listen.map_or("off".to_string(), |a| a.to_string()),
                 tls_listen = %config.tls.as_ref().map_or("off".to_string(), |t| t.listen.to_string()),
                 "authgate starting"
             );
             server.run(authgate::shutdown::run_args());
+            // Requests that finished while the server stopped queued their lines after the
+            // access log's own shutdown flush.
+            handles.access_log.flush();
             tracing::info!("authgate stopped");
             ExitCode::SUCCESS
         }

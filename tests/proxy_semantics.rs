@@ -399,7 +399,13 @@ fn a_closed_pooled_connection_with_a_lost_body_is_a_502() {
 #[test]
 fn an_http2_request_reaches_an_http11_upstream_converted() {
     let up = Upstream::start();
-    let gw = gateway(up.addr);
+    let gw = GatewayBuilder::new(up.addr)
+        .section(
+            "server",
+            "threads = 1\nupstream_read_timeout = \"5s\"\nh2c = true",
+        )
+        .route("/public", "public")
+        .start();
     let out = std::process::Command::new("curl")
         .args([
             "-sS",
@@ -427,6 +433,23 @@ fn an_http2_request_reaches_an_http11_upstream_converted() {
     );
     assert_eq!(seen.header_values("x-probe"), vec!["h2"]);
     assert_eq!(seen.body, b"h2 body");
+}
+
+/// Without `[server] h2c` the plain listener speaks HTTP/1 only: an HTTP/2 prior-knowledge
+/// client gets no HTTP/2 answer and nothing reaches the upstream.
+#[test]
+fn h2c_is_off_unless_configured() {
+    let up = Upstream::start();
+    let gw = gateway(up.addr);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null"])
+        .args(["-w", "%{http_version} %{http_code}", "-m", "5"])
+        .arg(format!("http://{}/public/h2", gw.addr))
+        .output()
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.starts_with("2 200"), "{text}");
+    assert_eq!(up.count(), 0);
 }
 
 /// An upstream that switches protocols on a request that asked for no upgrade gets the

@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub client_timeout: Duration,
     /// Serve the OpenAPI document at `GET /openapi.json`.
     pub openapi: bool,
+    /// Serve HTTP/2 without TLS (prior knowledge) on the plain listener.
+    pub h2c: bool,
     /// Bytes per second a request body must average once it has taken `client_timeout`
     /// (0: no minimum).
     pub min_body_rate: u64,
@@ -220,6 +222,7 @@ impl TryFrom<FileConfig> for Config {
             upstream_keepalive_pool_size: s.upstream_keepalive_pool_size,
             client_timeout: duration("server.client_timeout", &s.client_timeout)?,
             openapi: s.openapi,
+            h2c: s.h2c,
             min_body_rate: s.min_body_rate,
             tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
             tunnel_outlives_token: s.tunnel_outlives_token,

@@ -68,6 +68,12 @@ fn open(path: &std::path::Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
+impl Default for AccessSink {
+    fn default() -> Self {
+        Self::off()
+    }
+}
+
 impl AccessSink {
     /// A sink that drops every line.
     pub fn off() -> Self {

@@ -63,10 +63,11 @@ use crate::metrics::Metrics;
 /// How long an idle upstream connection stays in the pool.
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// HTTP/2 without TLS (prior knowledge) is served beside HTTP/1.
-fn server_options() -> HttpServerOptions {
+/// HTTP/2 without TLS (prior knowledge) beside HTTP/1 when `[server] h2c = true`: off by
+/// default, since pingora's wait for the h2c preface has no deadline of its own.
+fn server_options(h2c: bool) -> HttpServerOptions {
     let mut options = HttpServerOptions::default();
-    options.h2c = true;
+    options.h2c = h2c;
     options
 }
 
@@ -147,7 +148,7 @@ impl Gateway {
                 config.server.upstream_keepalive_pool_size,
                 UPSTREAM_IDLE_TIMEOUT,
             )),
-            server_options: server_options(),
+            server_options: server_options(config.server.h2c),
             tunnel_outlives_token: config.server.tunnel_outlives_token,
             tunnel_idle: config.server.tunnel_idle_timeout,
             session_check_interval: (config.database.sync_interval / 4)
