@@ -19,12 +19,16 @@ pub mod metrics;
 pub mod open_files;
 pub mod openapi;
 pub mod ops;
+pub mod pid_file;
+pub mod reload;
 pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -40,8 +44,8 @@ use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
+use crate::gateway::live::{LiveConfig, SharedLiveConfig};
 use crate::gateway::upstream_pool::PoolTimer;
-use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
 use crate::metrics::{KnownLabels, Metrics};
@@ -76,6 +80,14 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
+    build_server_from(config, None)
+}
+
+/// [`build_server`], and when `config_path` is given, a reload of that file on SIGHUP.
+pub fn build_server_from(
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+) -> Result<Server, StartError> {
     let backend = &config.database.backend;
     let secret =
         secret::resolve(config.tokens.secret.as_deref(), backend).map_err(StartError::Secret)?;
@@ -100,7 +112,6 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
             now_ms() / 1000,
         ))
         .map_err(StartError::Keys)?;
-    drop(loader);
     tracing::info!(revocations = loaded, database = %backend, "revocation list loaded");
 
     let metrics = Arc::new(Metrics::new());
@@ -121,10 +132,9 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         verified: VerifiedCache::new(VERIFIED_TOKEN_CACHE_CAPACITY),
         metrics: metrics.clone(),
     });
-    let (upstreams, health_checks) =
-        Upstreams::build(&config.upstreams, &config.server).map_err(StartError::Upstream)?;
-    let upstreams = Arc::new(upstreams);
-    let limits = Arc::new(RateLimits::new(&config.rate_limits, &config.routes));
+    let (live, health_checks) =
+        LiveConfig::first(config, &metrics).map_err(StartError::Upstream)?;
+    let live: SharedLiveConfig = Arc::new(ArcSwap::from_pointee(live));
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
@@ -139,8 +149,7 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     let gateway = Gateway::new(
         config,
         auth.clone(),
-        upstreams.clone(),
-        limits.clone(),
+        live.clone(),
         metrics.clone(),
         access_sink,
     );
@@ -156,17 +165,11 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
     }
 
     if let Some(addr) = config.server.metrics_listen {
-        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let ops = ops::OpsService {
             metrics: metrics.clone(),
             store: store.clone(),
             revocations: revocations.clone(),
-            upstreams,
-            route_upstreams: config
-                .routes
-                .iter()
-                .map(|r| names.iter().position(|n| *n == r.upstream).unwrap_or(0))
-                .collect(),
+            live: live.clone(),
         };
         let mut service = Service::new(
             "authgate ops".to_string(),
@@ -176,11 +179,23 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         server.add_service(service);
     }
 
+    if let Some(path) = config_path {
+        let _enter = loader.enter();
+        let reloader = reload::ConfigReloader::new(
+            path.to_path_buf(),
+            config.clone(),
+            live.clone(),
+            metrics.clone(),
+        );
+        server.add_service(background_service("config reload", reloader));
+    }
+    drop(loader);
+
     let maintenance = maintenance::Maintenance {
         auth,
         store,
         revocations,
-        limits,
+        live,
         metrics,
         sync_interval: config.database.sync_interval,
         key_rotation: maintenance::KeyRotation::from_config(&config.tokens),

@@ -8,7 +8,7 @@ use super::file::{RouteFile, UpstreamFile};
 use super::validated::RateSpec;
 use super::values::{duration, parse_rate, socket_addr};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     pub name: String,
     pub servers: Vec<SocketAddr>,
