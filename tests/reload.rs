@@ -352,3 +352,77 @@ fn twenty_reloads_under_load_apply_valid_files_refuse_broken_ones_and_drop_nothi
     assert_eq!(metric(setup.ops, failed_reloads), Some(10.0));
     drop(gw);
 }
+
+#[test]
+fn authgate_reload_signals_the_gateway_named_by_its_pid_file() {
+    if common::db::harness_on_postgres() {
+        return; // Runs once, in the SQLite pass.
+    }
+    let steady = Upstream::start();
+    let setup = Setup {
+        dir: tempfile::tempdir().unwrap(),
+        listen: free_addr(),
+        ops: free_addr(),
+        steady: steady.addr,
+    };
+    let pid_file = setup.dir.path().join("authgate.pid");
+    let with_pid_file = |text: String| {
+        text.replacen(
+            "threads = 1\n",
+            &format!("threads = 1\npid_file = \"{}\"\n", pid_file.display()),
+            1,
+        )
+    };
+    let mut variant = Variant {
+        added_routes: Vec::new(),
+        moving_server: steady.addr,
+        limited_per_hour: 1000,
+    };
+    setup.write(&with_pid_file(setup.render(&variant)));
+    let mut gw = Gateway::start(&setup);
+    assert_eq!(
+        std::fs::read_to_string(&pid_file).unwrap().trim(),
+        gw.0.id().to_string()
+    );
+    assert_eq!(status_of(setup.listen, "/added-7", None), Ok(404));
+
+    variant.added_routes.push(7);
+    setup.write(&with_pid_file(setup.render(&variant)));
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(setup.config_path())
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("sent SIGHUP to authgate (process {})", gw.0.id())
+    );
+    eventually("the new route is served", || {
+        status_of(setup.listen, "/added-7", None) == Ok(200)
+    });
+
+    // A graceful stop removes the pid file; `reload` then says nothing runs.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &gw.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let exit = gw.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(setup.config_path())
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read the pid file"), "{stderr}");
+}

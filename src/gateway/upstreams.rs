@@ -195,3 +195,42 @@ impl Upstreams {
             .any(|b| lb.backends().ready(b))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(servers: &str) -> crate::config::Config {
+        let text = format!(
+            "[[upstreams]]\nname = \"api\"\nservers = [{servers}]\n\
+             [[upstreams]]\nname = \"other\"\nservers = [\"127.0.0.1:8001\"]\n\
+             [[routes]]\nprefix = \"/\"\nupstream = \"api\"\n"
+        );
+        let file = crate::config::parse(std::path::Path::new("t.toml"), &text).unwrap();
+        crate::config::Config::try_from(file).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_unchanged_upstreams_and_rebuilds_changed_ones() {
+        let before = config("\"127.0.0.1:8000\"");
+        let (first, _checks) = Upstreams::build(&before.upstreams, &before.server).unwrap();
+        let after = config("\"127.0.0.1:8000\", \"127.0.0.1:8002\"");
+        let second = Upstreams::rebuild(&first, &after.upstreams, &after.server).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first.pools[0], &second.pools[0]),
+            "changed servers: rebuilt"
+        );
+        assert_eq!(
+            second.server_counts(0),
+            (2, 2),
+            "new servers count as healthy"
+        );
+        assert!(second.pools[0]._own_health_check.is_some());
+        assert!(
+            Arc::ptr_eq(&first.pools[1], &second.pools[1]),
+            "unchanged: kept with its health state"
+        );
+        let third = Upstreams::rebuild(&second, &after.upstreams, &after.server).unwrap();
+        assert!(Arc::ptr_eq(&second.pools[0], &third.pools[0]));
+    }
+}
