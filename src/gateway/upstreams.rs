@@ -233,4 +233,26 @@ mod tests {
         let third = Upstreams::rebuild(&second, &after.upstreams, &after.server).unwrap();
         assert!(Arc::ptr_eq(&second.pools[0], &third.pools[0]));
     }
+
+    #[tokio::test]
+    async fn an_upstream_added_by_a_reload_is_health_checked() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let before = config("\"127.0.0.1:8000\"");
+        let (first, _checks) = Upstreams::build(&before.upstreams, &before.server).unwrap();
+        let mut after = config(&format!("\"{closed}\""));
+        after.upstreams[0].health_check_interval = Duration::from_millis(50);
+        let second = Upstreams::rebuild(&first, &after.upstreams, &after.server).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while second.has_healthy(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the refused server is still marked healthy after 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(second.server_counts(0), (1, 0));
+    }
 }
