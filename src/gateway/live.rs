@@ -57,6 +57,10 @@ impl LiveConfig {
         limits: RateLimits,
     ) -> Self {
         let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
+        // An upstream added by a reload exports its error counter at 0, like those at start.
+        for name in &names {
+            metrics.upstream_errors_total.with_label_values(&[name]);
+        }
         let upstream_index = |name: &str| names.iter().position(|n| *n == name).unwrap_or(0);
         let router = Router::new(
             &config.routes,
