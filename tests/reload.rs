@@ -403,6 +403,27 @@ fn authgate_reload_signals_the_gateway_named_by_its_pid_file() {
         status_of(setup.listen, "/added-7", None) == Ok(200)
     });
 
+    // `authgate reload` validates the file first: a broken one is not signalled at all.
+    let good = with_pid_file(setup.render(&variant));
+    setup.write(&good.replace("threads = 1", "threads = 0"));
+    let out = Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .arg("--config")
+        .arg(setup.config_path())
+        .arg("reload")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("server.threads"), "{stderr}");
+    assert_eq!(
+        metric(
+            setup.ops,
+            "authgate_config_reloads_total{result=\"failure\"}"
+        ),
+        Some(0.0)
+    );
+    setup.write(&good);
+
     // A graceful stop removes the pid file; `reload` then says nothing runs.
     let stopped = Command::new("kill")
         .args(["-TERM", &gw.0.id().to_string()])
