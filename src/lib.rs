@@ -19,6 +19,8 @@ pub mod metrics;
 pub mod open_files;
 pub mod openapi;
 pub mod ops;
+pub mod pid_file;
+pub mod reload;
 pub mod secret;
 pub mod shutdown;
 pub mod store;
@@ -26,6 +28,8 @@ pub mod telemetry;
 pub mod tls;
 
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -42,8 +46,8 @@ use crate::config::{Config, ServerConfig};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
 use crate::gateway::header_deadline::HeaderDeadline;
+use crate::gateway::live::{LiveConfig, SharedLiveConfig};
 use crate::gateway::upstream_pool::PoolTimer;
-use crate::gateway::upstreams::Upstreams;
 use crate::gateway::Gateway;
 use crate::limits::RateLimits;
 use crate::metrics::{KnownLabels, Metrics};
@@ -82,7 +86,7 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
-    build_server_with_handles(config).map(|(server, _)| server)
+    build_server_from(config, None).map(|(server, _)| server)
 }
 
 /// What a running server can be asked to do from outside its services (a signal handler).
@@ -97,6 +101,15 @@ pub struct ServerHandles {
 
 /// [`build_server`], also returning the handles to the running server.
 pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandles), StartError> {
+    build_server_from(config, None)
+}
+
+/// [`build_server_with_handles`], and when `config_path` is given, a reload of that file
+/// on SIGHUP.
+pub fn build_server_from(
+    config: &Config,
+    config_path: Option<&std::path::Path>,
+) -> Result<(Server, ServerHandles), StartError> {
     let mut handles = ServerHandles::default();
     tls::install_crypto_provider();
     let backend = &config.database.backend;
@@ -123,7 +136,6 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
             now_ms() / 1000,
         ))
         .map_err(StartError::Keys)?;
-    drop(loader);
     tracing::info!(revocations = loaded, database = %backend, "revocation list loaded");
 
     let metrics = Arc::new(Metrics::new());
@@ -144,10 +156,9 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
         verified: VerifiedCache::new(VERIFIED_TOKEN_CACHE_CAPACITY),
         metrics: metrics.clone(),
     });
-    let (upstreams, health_checks) =
-        Upstreams::build(&config.upstreams, &config.server).map_err(StartError::Upstream)?;
-    let upstreams = Arc::new(upstreams);
-    let limits = Arc::new(RateLimits::new(&config.rate_limits, &config.routes));
+    let (live, health_checks) =
+        LiveConfig::first(config, &metrics).map_err(StartError::Upstream)?;
+    let live: SharedLiveConfig = Arc::new(ArcSwap::from_pointee(live));
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
     server.bootstrap();
@@ -164,8 +175,7 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
         Gateway::new(
             config,
             auth.clone(),
-            upstreams.clone(),
-            limits.clone(),
+            live.clone(),
             metrics.clone(),
             access_sink.clone(),
         )
@@ -232,17 +242,11 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
     }
 
     if let Some(addr) = config.server.metrics_listen {
-        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
         let ops = ops::OpsService {
             metrics: metrics.clone(),
             store: store.clone(),
             revocations: revocations.clone(),
-            upstreams,
-            route_upstreams: config
-                .routes
-                .iter()
-                .map(|r| names.iter().position(|n| *n == r.upstream).unwrap_or(0))
-                .collect(),
+            live: live.clone(),
         };
         let mut service = Service::new(
             "authgate ops".to_string(),
@@ -252,11 +256,23 @@ pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandl
         server.add_service(service);
     }
 
+    if let Some(path) = config_path {
+        let _enter = loader.enter();
+        let reloader = reload::ConfigReloader::new(
+            path.to_path_buf(),
+            config.clone(),
+            live.clone(),
+            metrics.clone(),
+        );
+        server.add_service(background_service("config reload", reloader));
+    }
+    drop(loader);
+
     let maintenance = maintenance::Maintenance {
         auth,
         store,
         revocations,
-        limits,
+        live,
         metrics,
         sync_interval: config.database.sync_interval,
         key_rotation: maintenance::KeyRotation::from_config(&config.tokens),

@@ -4,6 +4,7 @@
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -66,21 +67,59 @@ impl<K: Hash + Eq + Clone> KeyedLimit<K> {
     }
 }
 
-/// Every limit the gateway applies.
+/// Every limit the gateway applies. Each limit is shared (`Arc`) so that a reload can
+/// hand a limit whose setting did not change, with its counters, to the new configuration.
 pub struct RateLimits {
-    pub register: KeyedLimit<IpAddr>,
-    pub login: KeyedLimit<IpAddr>,
-    pub refresh: KeyedLimit<IpAddr>,
+    pub register: Arc<KeyedLimit<IpAddr>>,
+    pub login: Arc<KeyedLimit<IpAddr>>,
+    pub refresh: Arc<KeyedLimit<IpAddr>>,
     /// The self-service endpoints (`[account]`).
-    pub account: KeyedLimit<IpAddr>,
+    pub account: Arc<KeyedLimit<IpAddr>>,
     /// Per route, in config order: per user on required routes, per IP on public ones.
     pub routes: Vec<RouteLimit>,
+    /// Each route's prefix, in config order: how a reload finds a route's old limit.
+    route_prefixes: Vec<String>,
 }
 
 /// A route's limit, keyed as its auth mode says.
+#[derive(Clone)]
 pub enum RouteLimit {
-    PerUser(KeyedLimit<i64>),
-    PerIp(KeyedLimit<IpAddr>),
+    PerUser(Arc<KeyedLimit<i64>>),
+    PerIp(Arc<KeyedLimit<IpAddr>>),
+}
+
+impl RouteLimit {
+    fn new(route: &RouteConfig, config: &RateLimitsConfig) -> Self {
+        match route.auth {
+            AuthMode::Required => Self::PerUser(Arc::new(KeyedLimit::new(
+                route.rate_limit.unwrap_or(config.authenticated),
+            ))),
+            AuthMode::Public => Self::PerIp(Arc::new(KeyedLimit::new(
+                route.rate_limit.unwrap_or(config.public),
+            ))),
+        }
+    }
+
+    /// Same key kind and same setting: the old limit's counters remain valid.
+    fn same_setting(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::PerUser(a), Self::PerUser(b)) => a.spec == b.spec,
+            (Self::PerIp(a), Self::PerIp(b)) => a.spec == b.spec,
+            _ => false,
+        }
+    }
+}
+
+/// `previous` when its setting is `spec`, else a new limit with empty counters.
+fn keep_or_new<K: Hash + Eq + Clone>(
+    previous: &Arc<KeyedLimit<K>>,
+    spec: RateSpec,
+) -> Arc<KeyedLimit<K>> {
+    if previous.spec == spec {
+        previous.clone()
+    } else {
+        Arc::new(KeyedLimit::new(spec))
+    }
 }
 
 impl RateLimits {
@@ -98,21 +137,44 @@ impl RateLimits {
 
     pub fn new(config: &RateLimitsConfig, routes: &[RouteConfig]) -> Self {
         Self {
-            register: KeyedLimit::new(config.register),
-            login: KeyedLimit::new(config.login),
-            refresh: KeyedLimit::new(config.refresh),
-            account: KeyedLimit::new(config.account),
-            routes: routes
-                .iter()
-                .map(|r| match r.auth {
-                    AuthMode::Required => RouteLimit::PerUser(KeyedLimit::new(
-                        r.rate_limit.unwrap_or(config.authenticated),
-                    )),
-                    AuthMode::Public => {
-                        RouteLimit::PerIp(KeyedLimit::new(r.rate_limit.unwrap_or(config.public)))
-                    }
-                })
-                .collect(),
+            register: Arc::new(KeyedLimit::new(config.register)),
+            login: Arc::new(KeyedLimit::new(config.login)),
+            refresh: Arc::new(KeyedLimit::new(config.refresh)),
+            account: Arc::new(KeyedLimit::new(config.account)),
+            routes: routes.iter().map(|r| RouteLimit::new(r, config)).collect(),
+            route_prefixes: routes.iter().map(|r| r.prefix.clone()).collect(),
+        }
+    }
+
+    /// The limits of a reloaded configuration: a limit whose setting did not change (a
+    /// route's is found by its prefix) keeps its counters; a changed or new one starts
+    /// empty.
+    pub fn carried_over(
+        previous: &Self,
+        config: &RateLimitsConfig,
+        routes: &[RouteConfig],
+    ) -> Self {
+        let route_limits = routes
+            .iter()
+            .map(|r| {
+                let fresh = RouteLimit::new(r, config);
+                previous
+                    .route_prefixes
+                    .iter()
+                    .position(|p| *p == r.prefix)
+                    .map(|i| &previous.routes[i])
+                    .filter(|old| old.same_setting(&fresh))
+                    .cloned()
+                    .unwrap_or(fresh)
+            })
+            .collect();
+        Self {
+            register: keep_or_new(&previous.register, config.register),
+            login: keep_or_new(&previous.login, config.login),
+            refresh: keep_or_new(&previous.refresh, config.refresh),
+            account: keep_or_new(&previous.account, config.account),
+            routes: route_limits,
+            route_prefixes: routes.iter().map(|r| r.prefix.clone()).collect(),
         }
     }
 
@@ -148,5 +210,76 @@ mod tests {
         assert!((1..=100).contains(&refused.retry_after_secs), "{refused:?}");
         assert_eq!(refused.policy, "3;w=300");
         assert!(limit.check(&"192.0.2.2".parse().unwrap()).is_ok());
+    }
+
+    fn route(prefix: &str, rate: Option<RateSpec>) -> RouteConfig {
+        RouteConfig {
+            prefix: prefix.into(),
+            upstream: "api".into(),
+            auth: AuthMode::Public,
+            rate_limit: rate,
+            roles: Vec::new(),
+            upstream_read_timeout: None,
+        }
+    }
+
+    fn spec(count: u32) -> RateSpec {
+        RateSpec {
+            count,
+            period: Duration::from_secs(300),
+        }
+    }
+
+    fn per_ip(limits: &RateLimits, index: usize) -> &KeyedLimit<IpAddr> {
+        match &limits.routes[index] {
+            RouteLimit::PerIp(l) => l,
+            RouteLimit::PerUser(_) => panic!("route {index} is public"),
+        }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_counters_of_unchanged_limits_only() {
+        let file = crate::config::parse(
+            std::path::Path::new("t.toml"),
+            "[[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n\
+             [[routes]]\nprefix = \"/\"\nupstream = \"api\"\n",
+        )
+        .unwrap();
+        let config = crate::config::Config::try_from(file).unwrap().rate_limits;
+        let before = RateLimits::new(
+            &config,
+            &[
+                route("/same", Some(spec(1))),
+                route("/changed", Some(spec(1))),
+            ],
+        );
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(per_ip(&before, 0).check(&ip).is_ok());
+        assert!(per_ip(&before, 1).check(&ip).is_ok());
+        assert!(before.register.check(&ip).is_ok());
+
+        // Reordered, one limit changed, one route added.
+        let after = RateLimits::carried_over(
+            &before,
+            &config,
+            &[
+                route("/new", Some(spec(1))),
+                route("/changed", Some(spec(2))),
+                route("/same", Some(spec(1))),
+            ],
+        );
+        assert!(
+            per_ip(&after, 2).check(&ip).is_err(),
+            "unchanged limit kept its count"
+        );
+        assert!(
+            per_ip(&after, 1).check(&ip).is_ok(),
+            "changed limit starts empty"
+        );
+        assert!(
+            per_ip(&after, 0).check(&ip).is_ok(),
+            "new route starts empty"
+        );
+        assert!(Arc::ptr_eq(&before.register, &after.register));
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use authgate::admin::UserCommand;
 use authgate::config::Config;
 use authgate::key_admin::KeyCommand;
+use authgate::pid_file::PidFile;
 use clap::{Parser, Subcommand};
 
 /// mimalloc: the proxied path allocates small, short-lived buffers on every request, and
@@ -38,8 +39,17 @@ struct Cli {
 enum Command {
     /// Run the gateway (the default when no command is given).
     Run,
+    /// Tell the running gateway (found by `[server] pid_file`) to reload its config file:
+    /// sends it SIGHUP. Whether the file was applied is in its log and in
+    /// `authgate_config_last_reload_successful`.
+    Reload,
     /// Validate the config file and exit: 0 when it is valid, 1 with the bad key when not.
-    Check,
+    Check {
+        /// Also print which keys differ from this (running) config file, and which of
+        /// those changes a reload (SIGHUP) applies and which need a restart.
+        #[arg(long, value_name = "OLD")]
+        diff: Option<PathBuf>,
+    },
     /// Administer accounts in the configured database (SQLite or PostgreSQL); a running
     /// gateway picks the changes up at once with PostgreSQL, within its `sync_interval`
     /// with SQLite.
@@ -164,12 +174,21 @@ impl UsersAction {
     }
 }
 
-fn run_gateway(config: &Config) -> ExitCode {
+fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
     // Held until the server has shut down, so the last lines are written out.
     let _log = authgate::telemetry::init(&config.log);
     authgate::open_files::raise_and_log();
-    match authgate::build_server_with_handles(config) {
+    match authgate::build_server_from(config, Some(path)) {
         Ok((server, handles)) => {
+            let _pid_file = match config.server.pid_file.as_deref().map(PidFile::create) {
+                Some(Err(e)) => {
+                    tracing::error!(error = %e, "cannot write the pid file");
+                    eprintln!("authgate: cannot write the pid file: {e}");
+                    return ExitCode::FAILURE;
+                }
+                Some(Ok(file)) => Some(file),
+                None => None,
+            };
             tracing::info!(
                 listen = %config.server.listen.map_or("off".to_string(), |a| a.to_string()),
                 tls_listen = %config.tls.as_ref().map_or("off".to_string(), |t| t.listen.to_string()),
@@ -295,6 +314,20 @@ fn print_outcome(outcome: anyhow::Result<String>) -> ExitCode {
     }
 }
 
+/// `check --diff OLD`: the keys that differ from `OLD` and how each applies.
+fn print_diff(old_path: &std::path::Path, new: &Config) -> ExitCode {
+    let Some(old) = load_config(old_path) else {
+        return ExitCode::FAILURE;
+    };
+    let changes = authgate::reload::changes::changes(&old, new);
+    print!(
+        "changes from {}:\n{}",
+        old_path.display(),
+        authgate::reload::changes::describe(&changes)
+    );
+    ExitCode::SUCCESS
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);
@@ -305,7 +338,7 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     match command {
-        Command::Check => {
+        Command::Check { diff } => {
             println!(
                 "{}: valid ({} upstreams, {} routes, database: {})",
                 cli.config.display(),
@@ -313,9 +346,24 @@ fn main() -> ExitCode {
                 config.routes.len(),
                 config.database.backend
             );
-            ExitCode::SUCCESS
+            match diff {
+                Some(old) => print_diff(&old, &config),
+                None => ExitCode::SUCCESS,
+            }
         }
-        Command::Run => run_gateway(&config),
+        Command::Run => run_gateway(&config, &cli.config),
+        Command::Reload => {
+            match authgate::pid_file::signal_reload(config.server.pid_file.as_deref()) {
+                Ok(pid) => {
+                    println!("sent SIGHUP to authgate (process {pid})");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("authgate: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Users { json, action } => print_outcome(
             action
                 .into_command(std::io::stdin().lock())

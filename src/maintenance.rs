@@ -14,7 +14,7 @@ use crate::auth::keys::{rotation, KeyAlgorithm, KeyEncryptionKey};
 use crate::auth::revocation::{now_ms, sync_loop, RevocationCache};
 use crate::auth::AuthService;
 use crate::config::TokenConfig;
-use crate::limits::RateLimits;
+use crate::gateway::live::SharedLiveConfig;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -22,7 +22,8 @@ pub struct Maintenance {
     pub auth: Arc<AuthService>,
     pub store: Arc<dyn Store>,
     pub revocations: Arc<RevocationCache>,
-    pub limits: Arc<RateLimits>,
+    /// Its rate limits' idle keys are evicted (those of the configuration of the moment).
+    pub live: SharedLiveConfig,
     pub metrics: Arc<Metrics>,
     pub sync_interval: Duration,
     pub key_rotation: Option<KeyRotation>,
@@ -104,7 +105,7 @@ impl BackgroundService for Maintenance {
                     _ = ticker.tick() => {}
                     _ = shutdown.changed() => return,
                 }
-                self.limits.evict_idle();
+                self.live.load().limits.evict_idle();
                 self.auth.login_throttle.evict_idle();
                 self.auth
                     .verified

@@ -41,6 +41,10 @@ pub struct Metrics {
     /// Always 1, labelled with the version: `up` says the process answers, this says which.
     pub build_info: IntGaugeVec,
     pub open_tunnels: IntGauge,
+    /// Configuration reloads, by `result` (`success`, `failure`).
+    pub config_reloads_total: IntCounterVec,
+    /// 1 when the last reload applied (or none was tried yet), 0 when it was refused.
+    pub config_last_reload_successful: IntGauge,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -226,6 +230,20 @@ impl Metrics {
                 )
                 .expect("valid"),
             ),
+            config_reloads_total: counter_vec(
+                "authgate_config_reloads_total",
+                "Configuration reloads (SIGHUP), by result.",
+                &["result"],
+            ),
+            config_last_reload_successful: register(
+                &r,
+                IntGauge::new(
+                    "authgate_config_last_reload_successful",
+                    "1 when the last configuration reload applied (or none was tried), 0 \
+                     when it was refused.",
+                )
+                .expect("valid"),
+            ),
             registry: r,
         }
     }
@@ -254,6 +272,10 @@ impl Metrics {
         self.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        for result in RELOAD_RESULTS {
+            self.config_reloads_total.with_label_values(&[result]);
+        }
+        self.config_last_reload_successful.set(1);
     }
 
     /// The text exposition format.
@@ -267,6 +289,9 @@ impl Metrics {
 
 /// Why a hash was refused: no room in the queue, or no thread within `hash_wait`.
 pub const HASH_REJECTED_REASONS: [&str; 2] = ["queue_full", "wait"];
+
+/// The `result` label of `authgate_config_reloads_total`.
+pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
 /// The label values known at start, for [`Metrics::initialise_known_series`].
 pub struct KnownLabels<'a> {

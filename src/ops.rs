@@ -11,7 +11,7 @@ use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
 use crate::auth::revocation::RevocationCache;
-use crate::gateway::upstreams::Upstreams;
+use crate::gateway::live::SharedLiveConfig;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
@@ -19,9 +19,8 @@ pub struct OpsService {
     pub metrics: Arc<Metrics>,
     pub store: Arc<dyn Store>,
     pub revocations: Arc<RevocationCache>,
-    pub upstreams: Arc<Upstreams>,
-    /// Upstream index of every route.
-    pub route_upstreams: Vec<usize>,
+    /// The routes and upstreams of the configuration of the moment.
+    pub live: SharedLiveConfig,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
@@ -48,13 +47,14 @@ impl OpsService {
         if !self.revocations.is_current() {
             return Some("revocation state is stale".into());
         }
-        self.route_upstreams
+        let live = self.live.load();
+        live.route_upstreams
             .iter()
-            .find(|&&u| !self.upstreams.has_healthy(u))
+            .find(|&&u| !live.upstreams.has_healthy(u))
             .map(|&u| {
                 format!(
                     "upstream {} has no healthy server",
-                    self.upstreams.pools[u].name
+                    live.upstreams.pools[u].name
                 )
             })
     }
@@ -70,8 +70,9 @@ impl OpsService {
             .set(self.revocations.sync_age_ms() as f64 / 1000.0);
         m.revocation_max_staleness_seconds
             .set(self.revocations.max_staleness_ms() as f64 / 1000.0);
-        for (index, pool) in self.upstreams.pools.iter().enumerate() {
-            let (servers, healthy) = self.upstreams.server_counts(index);
+        let live = self.live.load();
+        for (index, pool) in live.upstreams.pools.iter().enumerate() {
+            let (servers, healthy) = live.upstreams.server_counts(index);
             m.upstream_servers
                 .with_label_values(&[&pool.name])
                 .set(servers as i64);

@@ -218,6 +218,52 @@ fn check_command_validates_and_names_the_key() {
 }
 
 #[test]
+fn check_diff_names_what_a_reload_applies_and_what_needs_a_restart() {
+    let bin = env!("CARGO_BIN_EXE_authgate");
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[[upstreams]]\nname = \"api\"\nservers = [\"127.0.0.1:8000\"]\n\
+                [[routes]]\nprefix = \"/api\"\nupstream = \"api\"\n";
+    let old = dir.path().join("old.toml");
+    let new = dir.path().join("new.toml");
+    std::fs::write(
+        &old,
+        format!("[server]\nlisten = \"127.0.0.1:5000\"\n{base}"),
+    )
+    .unwrap();
+    std::fs::write(
+        &new,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:6000\"\n{base}\
+             [[routes]]\nprefix = \"/more\"\nupstream = \"api\"\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(bin)
+        .args(["check", "--config"])
+        .arg(&new)
+        .arg("--diff")
+        .arg(&old)
+        .env_remove("JWT_SECRET_KEY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changes: Vec<&str> = stdout.lines().skip(2).collect();
+    assert_eq!(
+        changes,
+        [
+            "  server.listen: needs a restart",
+            "  routes: applied by a reload"
+        ],
+        "{stdout}"
+    );
+}
+
+#[test]
 fn signing_key_settings_are_checked() {
     let kek = "key_encryption_secret = \"0123456789abcdef0123456789abcdef\"";
     let cases = [

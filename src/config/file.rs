@@ -53,6 +53,7 @@ pub struct ServerFile {
     pub min_body_rate: u64,
     pub tunnel_idle_timeout: String,
     pub tunnel_outlives_token: bool,
+    pub pid_file: Option<String>,
 }
 
 impl Default for ServerFile {
@@ -72,6 +73,7 @@ impl Default for ServerFile {
             min_body_rate: 1024,
             tunnel_idle_timeout: "10m".into(),
             tunnel_outlives_token: true,
+            pid_file: None,
         }
     }
 }

@@ -9,7 +9,7 @@ use super::upstream_tls::{upstream_tls, UpstreamTls};
 use super::validated::RateSpec;
 use super::values::{duration, parse_rate, socket_addr};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamConfig {
     pub name: String,
     pub servers: Vec<SocketAddr>,

@@ -11,7 +11,7 @@ use super::error::ConfigError;
 use super::file::UpstreamFile;
 
 /// How the gateway speaks TLS to an upstream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamTls {
     /// Sent as SNI, and the name the certificate must carry.
     pub sni: String,

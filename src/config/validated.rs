@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub tunnel_idle_timeout: Duration,
     /// A tunnel lives on past its access token's expiry while its session does.
     pub tunnel_outlives_token: bool,
+    /// Where the running gateway writes its process id (for `authgate reload`).
+    pub pid_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -226,6 +228,10 @@ impl TryFrom<FileConfig> for Config {
             min_body_rate: s.min_body_rate,
             tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
             tunnel_outlives_token: s.tunnel_outlives_token,
+            pid_file: match s.pid_file.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(path) => Some(std::path::PathBuf::from(path)),
+            },
         };
 
         let database = DatabaseConfig::try_from(file.database)?;

@@ -77,14 +77,15 @@ pub fn record(gw: &Gateway, session: &ServerSession, e: Option<&Error>, ctx: &Re
         (None, None) => "none",
     };
     let elapsed = ctx.started.elapsed();
-    gw.request_metrics
+    ctx.live
+        .request_metrics
         .of(ctx)
         .observe(status, elapsed.as_secs_f64());
     let req = session.req_header();
     let upstream = ctx
         .route
         .as_ref()
-        .map(|r| gw.upstreams.pools[r.upstream].name.as_str());
+        .map(|r| ctx.live.upstreams.pools[r.upstream].name.as_str());
     if !gw.access_sink.enabled() || !tracing::enabled!(target: "access", tracing::Level::INFO) {
         return;
     }

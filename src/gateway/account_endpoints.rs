@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 use pingora::protocols::http::ServerSession;
 
 use super::endpoints::{check_content_type, per_ip_limit, read_body, refused, reply};
+use super::live::LiveConfig;
 use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
@@ -24,17 +25,19 @@ fn allowed(endpoint: Endpoint) -> &'static str {
 /// Answers one request to `/me` or `/password` (`endpoint` is one of the two).
 pub async fn serve(
     gw: &Gateway,
+    live: &LiveConfig,
     session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> JsonResponse {
-    handle(gw, session, endpoint, client_ip)
+    handle(gw, live, session, endpoint, client_ip)
         .await
         .unwrap_or_else(|e| e)
 }
 
 async fn handle(
     gw: &Gateway,
+    live: &LiveConfig,
     session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
@@ -51,7 +54,7 @@ async fn handle(
         );
     }
     if let Some(ip) = client_ip {
-        per_ip_limit(gw, &gw.limits.account, ip, endpoint)?;
+        per_ip_limit(gw, &live.limits.account, ip, endpoint)?;
     }
     let body = read_body(session, gw.max_body_bytes, gw.client_timeout).await?;
     let auth = &gw.auth;

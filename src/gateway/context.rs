@@ -4,12 +4,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::live::LiveConfig;
 use super::router::{Endpoint, Route};
 use crate::auth::VerifiedToken;
 
 /// What the request phases learned about one request.
 pub struct RequestCtx {
     pub started: Instant,
+    /// The configuration this request sees from start to end, taken once when it started.
+    pub live: Arc<LiveConfig>,
     pub client_ip: Option<IpAddr>,
     /// The normalised path when it differs from the raw one; forwarded in its place.
     pub rewritten_path: Option<String>,
@@ -28,9 +31,10 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    pub fn new() -> Self {
+    pub fn new(live: Arc<LiveConfig>) -> Self {
         Self {
             started: Instant::now(),
+            live,
             client_ip: None,
             rewritten_path: None,
             route: None,
@@ -41,11 +45,5 @@ impl RequestCtx {
             reusable: false,
             upgraded: None,
         }
-    }
-}
-
-impl Default for RequestCtx {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -11,6 +11,7 @@ use http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use pingora::protocols::http::ServerSession;
 
+use super::live::LiveConfig;
 use super::respond::JsonResponse;
 use super::router::Endpoint;
 use super::Gateway;
@@ -151,6 +152,7 @@ pub(super) fn check_content_type(session: &ServerSession) -> Result<(), JsonResp
 
 async fn handle(
     gw: &Gateway,
+    live: &LiveConfig,
     session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
@@ -163,9 +165,9 @@ async fn handle(
     }
     if let Some(ip) = client_ip {
         let limit = match endpoint {
-            Endpoint::Register => Some(&gw.limits.register),
-            Endpoint::Login => Some(&gw.limits.login),
-            Endpoint::Refresh => Some(&gw.limits.refresh),
+            Endpoint::Register => Some(&live.limits.register),
+            Endpoint::Login => Some(&live.limits.login),
+            Endpoint::Refresh => Some(&live.limits.refresh),
             Endpoint::Logout
             | Endpoint::LogoutAll
             | Endpoint::Verify
@@ -238,7 +240,7 @@ pub fn refused(gw: &Gateway, e: &AuthError) -> JsonResponse {
 /// one of the roles the URL's `?roles=` asks for (if any), else the contract's 401 or
 /// 403 `Forbidden: insufficient role`. Any method, so the calling proxy may pass the
 /// original one on.
-fn verify(gw: &Gateway, session: &ServerSession) -> JsonResponse {
+fn verify(gw: &Gateway, live: &LiveConfig, session: &ServerSession) -> JsonResponse {
     let required = match super::policy::roles_from_query(session.req_header().uri.query()) {
         Ok(roles) => roles,
         Err(e) => return JsonResponse::error(StatusCode::BAD_REQUEST, format!("Bad request: {e}")),
@@ -251,10 +253,10 @@ fn verify(gw: &Gateway, session: &ServerSession) -> JsonResponse {
     match verified {
         Ok(token) => {
             let mut resp = JsonResponse::new(StatusCode::NO_CONTENT, serde_json::Value::Null)
-                .header(gw.identity.user_id_name(), token.user_id.to_string())
-                .header(gw.identity.username_name(), token.username.as_str());
+                .header(live.identity.user_id_name(), token.user_id.to_string())
+                .header(live.identity.username_name(), token.username.as_str());
             if let Some(roles) = super::identity::IdentityHeaders::roles_value(&token) {
-                resp = resp.header(gw.identity.roles_name(), roles);
+                resp = resp.header(live.identity.roles_name(), roles);
             }
             resp.empty_body = true;
             resp
@@ -280,12 +282,13 @@ fn openapi(gw: &Gateway, session: &ServerSession) -> JsonResponse {
 /// `client_ip` is the one the request phase resolved.
 pub async fn serve(
     gw: &Gateway,
+    live: &LiveConfig,
     session: &mut ServerSession,
     endpoint: Endpoint,
     client_ip: Option<IpAddr>,
 ) -> JsonResponse {
     if endpoint == Endpoint::Verify {
-        return verify(gw, session);
+        return verify(gw, live, session);
     }
     if let Some(resp) = super::jwks_endpoint::serve(gw, session, endpoint) {
         return resp;
@@ -294,9 +297,9 @@ pub async fn serve(
         return openapi(gw, session);
     }
     if matches!(endpoint, Endpoint::Me | Endpoint::Password) {
-        return super::account_endpoints::serve(gw, session, endpoint, client_ip).await;
+        return super::account_endpoints::serve(gw, live, session, endpoint, client_ip).await;
     }
-    handle(gw, session, endpoint, client_ip)
+    handle(gw, live, session, endpoint, client_ip)
         .await
         .unwrap_or_else(|e| e)
 }

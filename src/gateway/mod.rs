@@ -20,6 +20,7 @@ pub mod health_check;
 pub mod hop_by_hop;
 pub mod identity;
 pub mod jwks_endpoint;
+pub mod live;
 pub mod path;
 pub mod policy;
 mod request_loop;
@@ -49,15 +50,14 @@ pub use context::RequestCtx;
 use self::access_sink::AccessSink;
 use self::downstream_response::ClientSide;
 use self::forward::Deadlines;
-use self::identity::IdentityHeaders;
+use self::live::SharedLiveConfig;
 use self::respond::JsonResponse;
-use self::router::{Router, Target};
+use self::router::Target;
 use self::upstream_pool::UpstreamPool;
 use self::upstream_request::UpstreamRequest;
-use self::upstreams::Upstreams;
 use crate::auth::{AuthError, AuthService};
 use crate::config::{AuthMode, Config, LogFormat};
-use crate::limits::{RateLimits, RouteLimit};
+use crate::limits::RouteLimit;
 use crate::metrics::Metrics;
 
 /// How long an idle upstream connection stays in the pool.
@@ -74,13 +74,9 @@ fn server_options(h2c: bool) -> HttpServerOptions {
 /// The gateway: shared state for every request.
 pub struct Gateway {
     pub auth: Arc<AuthService>,
-    pub router: Router,
-    pub upstreams: Arc<Upstreams>,
-    pub identity: IdentityHeaders,
-    pub cors: cors::Cors,
-    pub limits: Arc<RateLimits>,
+    /// Router, upstreams, identity headers, CORS and rate limits: swapped whole by a reload.
+    pub live: SharedLiveConfig,
     pub metrics: Arc<Metrics>,
-    request_metrics: access_log::RequestMetrics,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
     /// How long a client may take to send a request header, and an auth endpoint's body.
@@ -112,28 +108,16 @@ impl Gateway {
     pub fn new(
         config: &Config,
         auth: Arc<AuthService>,
-        upstreams: Arc<Upstreams>,
-        limits: Arc<RateLimits>,
+        live: SharedLiveConfig,
         metrics: Arc<Metrics>,
         access_sink: AccessSink,
     ) -> Self {
-        let names: Vec<&str> = config.upstreams.iter().map(|u| u.name.as_str()).collect();
-        let router = Router::new(&config.routes, config.forward_auth.path.clone(), |name| {
-            names.iter().position(|n| *n == name).unwrap_or(0)
-        })
-        .with_openapi(config.server.openapi)
-        .with_account_paths(&config.account);
         let openapi = config.server.openapi.then(|| {
             crate::openapi::document().expect("api/openapi.yaml is checked by a unit test")
         });
         Self {
             auth,
-            router,
-            upstreams,
-            identity: IdentityHeaders::new(&config.identity),
-            cors: cors::Cors::new(&config.cors),
-            limits,
-            request_metrics: access_log::RequestMetrics::new(&metrics, &config.routes),
+            live,
             metrics,
             trusted_proxies: config.server.trusted_proxies.clone(),
             max_body_bytes: config.limits.max_body_bytes,
@@ -188,7 +172,7 @@ impl Gateway {
 
     /// CORS and, on the HTTPS listener, HSTS on a response of the gateway's own.
     fn decorate_own(&self, resp: JsonResponse, ctx: &RequestCtx) -> JsonResponse {
-        let resp = self.cors.decorate(resp, ctx.cors_origin.as_deref());
+        let resp = ctx.live.cors.decorate(resp, ctx.cors_origin.as_deref());
         match &self.hsts {
             Some(hsts) => resp.header("Strict-Transport-Security", hsts.value()),
             None => resp,
@@ -206,7 +190,7 @@ impl Gateway {
 
     /// Applies the route's rate limit: per user on required routes, per IP on public ones.
     fn route_rate_limit(&self, ctx: &RequestCtx, route_index: usize) -> Option<JsonResponse> {
-        let result = match &self.limits.routes[route_index] {
+        let result = match &ctx.live.limits.routes[route_index] {
             RouteLimit::PerUser(l) => ctx.identity.as_ref().map(|t| l.check(&t.user_id)),
             RouteLimit::PerIp(l) => ctx.client_ip.map(|ip| l.check(&ip)),
         };

@@ -21,7 +21,7 @@ impl HttpServerApp for Gateway {
         if *shutdown.borrow() {
             session.set_keepalive(None);
         }
-        let mut ctx = RequestCtx::new();
+        let mut ctx = RequestCtx::new(self.live.load_full());
         let error = self.handle(&mut session, &mut ctx).await;
         access_log::record(self, &session, error.as_deref(), &ctx);
         if let Some(upstream) = ctx.upgraded.take() {
@@ -84,10 +84,10 @@ impl Gateway {
             let resp = JsonResponse::error(StatusCode::METHOD_NOT_ALLOWED, "Method not allowed");
             return self.answer(session, ctx, resp).await;
         }
-        if let Some(preflight) = self.cors.preflight(session.req_header()) {
+        if let Some(preflight) = ctx.live.cors.preflight(session.req_header()) {
             return self.finish_answer(session, ctx, preflight).await;
         }
-        ctx.cors_origin = self.cors.allowed_origin(session.req_header());
+        ctx.cors_origin = ctx.live.cors.allowed_origin(session.req_header());
         let rewritten = match path::normalize(session.req_header().uri.path()) {
             Ok(Cow::Borrowed(_)) => None,
             Ok(Cow::Owned(p)) => Some(p),
@@ -101,10 +101,11 @@ impl Gateway {
         let path = rewritten
             .as_deref()
             .unwrap_or(session.req_header().uri.path());
-        let route = match self.router.resolve(path) {
+        let live = ctx.live.clone();
+        let route = match live.router.resolve(path) {
             Target::Endpoint(endpoint) => {
                 ctx.endpoint = Some(endpoint);
-                let resp = endpoints::serve(self, session, endpoint, ctx.client_ip).await;
+                let resp = endpoints::serve(self, &live, session, endpoint, ctx.client_ip).await;
                 return self.finish_answer(session, ctx, resp).await;
             }
             Target::NotFound => {
@@ -149,7 +150,7 @@ impl Gateway {
     /// Forwards the request upstream and relays the answer.
     async fn proxy(&self, session: &mut ServerSession, ctx: &mut RequestCtx) -> Option<Box<Error>> {
         let route = ctx.route.clone()?;
-        let Some(mut peer) = self.upstreams.peer(route.upstream) else {
+        let Some(mut peer) = ctx.live.upstreams.peer(route.upstream) else {
             let e = Error::explain(ErrorType::HTTPStatus(502), "no healthy upstream server");
             self.fail(session, ctx, &e).await;
             return Some(e);
@@ -161,7 +162,7 @@ impl Gateway {
         let req = UpstreamRequest {
             rewritten_path: ctx.rewritten_path.as_deref(),
             has_body,
-            identity: &self.identity,
+            identity: &ctx.live.identity,
             token: ctx.identity.as_deref(),
         }
         .build(session.req_header());
@@ -181,7 +182,7 @@ impl Gateway {
         let client = ClientSide {
             version: session.req_header().version,
             head: session.req_header().method == Method::HEAD,
-            cors: &self.cors,
+            cors: &ctx.live.cors,
             cors_origin: ctx.cors_origin.as_deref(),
             hsts: self.hsts.as_ref(),
         };
@@ -210,7 +211,7 @@ impl Gateway {
     async fn fail(&self, session: &mut ServerSession, ctx: &mut RequestCtx, e: &Error) {
         let (status, msg) = access_log::failure_status(e);
         if let (Some(route), true) = (&ctx.route, status == 502 || status == 504) {
-            let name = &self.upstreams.pools[route.upstream].name;
+            let name = &ctx.live.upstreams.pools[route.upstream].name;
             self.metrics
                 .upstream_errors_total
                 .with_label_values(&[name])
