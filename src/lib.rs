@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod gateway;
 pub mod key_admin;
 pub mod limits;
@@ -38,6 +39,7 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
+use crate::connections::{gateway_listener, ConnectionLimit, ConnectionSlots};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
 use crate::gateway::upstream_pool::PoolTimer;
@@ -148,8 +150,9 @@ pub fn build_server(config: &Config) -> Result<Server, StartError> {
         "upstream pool timer",
         PoolTimer(gateway.upstream_pool.clone()),
     ));
-    let mut proxy = Service::new("authgate".to_string(), gateway);
-    proxy.add_tcp(&config.server.listen.to_string());
+    let slots = ConnectionSlots::new(config.server.max_connections, &metrics);
+    let mut proxy = Service::new("authgate".to_string(), ConnectionLimit::new(gateway, slots));
+    proxy.add_listener(gateway_listener(&config.server));
     server.add_service(proxy);
     for check in health_checks {
         server.add_service(check);

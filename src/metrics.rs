@@ -37,6 +37,11 @@ pub struct Metrics {
     /// Always 1, labelled with the version: `up` says the process answers, this says which.
     pub build_info: IntGaugeVec,
     pub open_tunnels: IntGauge,
+    /// Client connections open now, and how many may be (`[server] max_connections`).
+    pub open_connections: IntGauge,
+    pub max_connections: IntGauge,
+    /// New connections closed (or answered 503) because `max_connections` were open.
+    pub connections_refused_total: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -209,6 +214,30 @@ impl Metrics {
                 IntGauge::new(
                     "authgate_open_tunnels",
                     "Upgraded connections (WebSocket and the like) open now.",
+                )
+                .expect("valid"),
+            ),
+            open_connections: register(
+                &r,
+                IntGauge::new(
+                    "authgate_open_connections",
+                    "Client connections open now on the gateway's listener.",
+                )
+                .expect("valid"),
+            ),
+            max_connections: register(
+                &r,
+                IntGauge::new(
+                    "authgate_max_connections",
+                    "Client connections that may be open at once ([server] max_connections).",
+                )
+                .expect("valid"),
+            ),
+            connections_refused_total: register(
+                &r,
+                IntCounter::new(
+                    "authgate_connections_refused_total",
+                    "New client connections refused because max_connections were open.",
                 )
                 .expect("valid"),
             ),

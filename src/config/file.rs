@@ -50,6 +50,9 @@ pub struct ServerFile {
     pub min_body_rate: u64,
     pub tunnel_idle_timeout: String,
     pub tunnel_outlives_token: bool,
+    pub max_connections: usize,
+    pub keepalive_timeout: String,
+    pub read_buffer_size: usize,
 }
 
 impl Default for ServerFile {
@@ -68,6 +71,9 @@ impl Default for ServerFile {
             min_body_rate: 1024,
             tunnel_idle_timeout: "10m".into(),
             tunnel_outlives_token: true,
+            max_connections: super::connections::DEFAULT_MAX_CONNECTIONS,
+            keepalive_timeout: "75s".into(),
+            read_buffer_size: super::connections::DEFAULT_READ_BUFFER_SIZE,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! validated [`Config`] the gateway runs on (`validated`, with `[database]` in `database`).
 
 mod account;
+mod connections;
 mod cors;
 mod database;
 mod env;

@@ -63,6 +63,13 @@ pub struct ServerConfig {
     pub tunnel_idle_timeout: Duration,
     /// A tunnel lives on past its access token's expiry while its session does.
     pub tunnel_outlives_token: bool,
+    /// Client connections open at once; past it a new one is refused.
+    pub max_connections: usize,
+    /// How long an HTTP/1 keep-alive connection may idle between requests (whole seconds;
+    /// also the idle limit of an HTTP/2 connection).
+    pub keepalive_timeout: Duration,
+    /// The listener's read buffer per client connection, in bytes.
+    pub read_buffer_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +223,9 @@ impl TryFrom<FileConfig> for Config {
             min_body_rate: s.min_body_rate,
             tunnel_idle_timeout: duration("server.tunnel_idle_timeout", &s.tunnel_idle_timeout)?,
             tunnel_outlives_token: s.tunnel_outlives_token,
+            max_connections: super::connections::max_connections(s.max_connections)?,
+            keepalive_timeout: super::connections::keepalive_timeout(&s.keepalive_timeout)?,
+            read_buffer_size: super::connections::read_buffer_size(s.read_buffer_size)?,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;
