@@ -12,8 +12,11 @@ use super::values::duration;
 /// deploy/authgate.service allows.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
-/// pingora's own default read buffer per connection (64 KiB).
-pub const DEFAULT_READ_BUFFER_SIZE: usize = pingora::listeners::DEFAULT_L4_READ_BUFFER_SIZE;
+/// The read buffer per client connection by default: 4 KiB, not pingora's 64 KiB
+/// (`DEFAULT_L4_READ_BUFFER_SIZE`). The buffer is allocated whole when the connection is
+/// accepted and kept while it idles: with 64 KiB an idle keep-alive connection took 60 KiB
+/// more (BENCHMARKS.md). Reads larger than the buffer (request bodies) bypass it.
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// The smallest and largest read buffers accepted: below 1 KiB a request header takes
 /// many reads; above 1 MiB a connection flood takes the memory.
@@ -84,7 +87,11 @@ mod tests {
     #[test]
     fn read_buffer_size_is_bounded() {
         assert_eq!(read_buffer_size(4096).unwrap(), 4096);
-        assert_eq!(read_buffer_size(DEFAULT_READ_BUFFER_SIZE).unwrap(), 65536);
+        assert_eq!(read_buffer_size(DEFAULT_READ_BUFFER_SIZE).unwrap(), 4096);
+        assert_eq!(
+            read_buffer_size(pingora::listeners::DEFAULT_L4_READ_BUFFER_SIZE).unwrap(),
+            65536
+        );
         for bad in [0, 1023, 2 * 1024 * 1024] {
             let e = reason(read_buffer_size(bad).unwrap_err());
             assert!(e.contains("server.read_buffer_size"), "{bad}: {e}");
