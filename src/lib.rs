@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod gateway;
 pub mod key_admin;
 pub mod limits;
@@ -43,6 +44,7 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
+use crate::connections::{gateway_listener, ConnectionLimit, ConnectionSlots};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
 use crate::gateway::header_deadline::HeaderDeadline;
@@ -182,12 +184,17 @@ pub fn build_server_from(
     };
     let mut services: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
     // Each listener's gateway keeps its own idle upstream connections, closed on a timer.
+    // Both listeners share one count of open connections ([server] max_connections).
+    let slots = ConnectionSlots::new(config.server.max_connections, &metrics);
     let mut gateway_service = |name: &str, gateway: Gateway| {
         services.push(Box::new(background_service(
             &format!("{name} upstream pool timer"),
             PoolTimer(gateway.upstream_pool.clone()),
         )));
-        Service::new(name.to_string(), gateway)
+        Service::new(
+            name.to_string(),
+            ConnectionLimit::new(gateway, slots.clone()),
+        )
     };
     let mut listeners: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
     if let Some(tls_config) = &config.tls {
@@ -230,7 +237,7 @@ pub fn build_server_from(
             }
             _ => {
                 let mut proxy = gateway_service("authgate", gateway());
-                proxy.add_tcp(&listen.to_string());
+                proxy.add_listener(gateway_listener(listen, config.server.read_buffer_size));
                 listeners.push(Box::new(proxy));
             }
         }

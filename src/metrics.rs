@@ -45,6 +45,11 @@ pub struct Metrics {
     pub config_reloads_total: IntCounterVec,
     /// 1 when the last reload applied (or none was tried yet), 0 when it was refused.
     pub config_last_reload_successful: IntGauge,
+    /// Client connections open now, and how many may be (`[server] max_connections`).
+    pub open_connections: IntGauge,
+    pub max_connections: IntGauge,
+    /// New connections closed (or answered 503) because `max_connections` were open.
+    pub connections_refused_total: IntCounter,
 }
 
 fn register<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: T) -> T {
@@ -241,6 +246,30 @@ impl Metrics {
                     "authgate_config_last_reload_successful",
                     "1 when the last configuration reload applied (or none was tried), 0 \
                      when it was refused.",
+                )
+                .expect("valid"),
+            ),
+            open_connections: register(
+                &r,
+                IntGauge::new(
+                    "authgate_open_connections",
+                    "Client connections open now on the gateway's listener.",
+                )
+                .expect("valid"),
+            ),
+            max_connections: register(
+                &r,
+                IntGauge::new(
+                    "authgate_max_connections",
+                    "Client connections that may be open at once ([server] max_connections).",
+                )
+                .expect("valid"),
+            ),
+            connections_refused_total: register(
+                &r,
+                IntCounter::new(
+                    "authgate_connections_refused_total",
+                    "New client connections refused because max_connections were open.",
                 )
                 .expect("valid"),
             ),

@@ -54,6 +54,9 @@ pub struct ServerFile {
     pub tunnel_idle_timeout: String,
     pub tunnel_outlives_token: bool,
     pub pid_file: Option<String>,
+    pub max_connections: usize,
+    pub keepalive_timeout: String,
+    pub read_buffer_size: usize,
 }
 
 impl Default for ServerFile {
@@ -74,6 +77,9 @@ impl Default for ServerFile {
             tunnel_idle_timeout: "10m".into(),
             tunnel_outlives_token: true,
             pid_file: None,
+            max_connections: super::connections::DEFAULT_MAX_CONNECTIONS,
+            keepalive_timeout: "75s".into(),
+            read_buffer_size: super::connections::DEFAULT_READ_BUFFER_SIZE,
         }
     }
 }

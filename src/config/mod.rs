@@ -3,6 +3,7 @@
 //! and `[tls]` in `tls`).
 
 mod account;
+mod connections;
 mod cors;
 mod database;
 mod env;

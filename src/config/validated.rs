@@ -71,6 +71,13 @@ pub struct ServerConfig {
     pub tunnel_outlives_token: bool,
     /// Where the running gateway writes its process id (for `authgate reload`).
     pub pid_file: Option<std::path::PathBuf>,
+    /// Client connections open at once; past it a new one is refused.
+    pub max_connections: usize,
+    /// How long an HTTP/1 keep-alive connection may idle between requests (whole seconds;
+    /// also the idle limit of an HTTP/2 connection).
+    pub keepalive_timeout: Duration,
+    /// The listener's read buffer per client connection, in bytes.
+    pub read_buffer_size: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -232,6 +239,9 @@ impl TryFrom<FileConfig> for Config {
                 None | Some("") => None,
                 Some(path) => Some(std::path::PathBuf::from(path)),
             },
+            max_connections: super::connections::max_connections(s.max_connections)?,
+            keepalive_timeout: super::connections::keepalive_timeout(&s.keepalive_timeout)?,
+            read_buffer_size: super::connections::read_buffer_size(s.read_buffer_size)?,
         };
 
         let database = DatabaseConfig::try_from(file.database)?;

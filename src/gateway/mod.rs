@@ -20,6 +20,7 @@ pub mod health_check;
 pub mod hop_by_hop;
 pub mod identity;
 pub mod jwks_endpoint;
+mod keepalive;
 pub mod live;
 pub mod path;
 pub mod policy;
@@ -39,7 +40,7 @@ use async_trait::async_trait;
 use http::header::{AUTHORIZATION, EXPECT};
 use http::{Method, StatusCode, Version};
 use ipnet::IpNet;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
@@ -64,10 +65,12 @@ use crate::metrics::Metrics;
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// HTTP/2 without TLS (prior knowledge) beside HTTP/1 when `[server] h2c = true`: off by
-/// default, since pingora's wait for the h2c preface has no deadline of its own.
-fn server_options(h2c: bool) -> HttpServerOptions {
+/// default, since pingora's wait for the h2c preface has no deadline of its own. An idle
+/// HTTP/2 connection is closed after `keepalive_timeout`, like an idle HTTP/1 one.
+fn server_options(h2c: bool, keepalive_timeout: Duration) -> HttpServerOptions {
     let mut options = HttpServerOptions::default();
     options.h2c = h2c;
+    options.h2_idle_timeout = Some(keepalive_timeout);
     options
 }
 
@@ -79,6 +82,9 @@ pub struct Gateway {
     pub metrics: Arc<Metrics>,
     trusted_proxies: Vec<IpNet>,
     max_body_bytes: usize,
+    /// How long a request header may take (`client_timeout`) and a keep-alive connection
+    /// may idle (`keepalive_timeout`).
+    header_deadlines: keepalive::HeaderDeadlines,
     /// How long a client may take to send a request header, and an auth endpoint's body.
     client_timeout: Duration,
     /// The OpenAPI document, when `[server] openapi = true`.
@@ -121,6 +127,10 @@ impl Gateway {
             metrics,
             trusted_proxies: config.server.trusted_proxies.clone(),
             max_body_bytes: config.limits.max_body_bytes,
+            header_deadlines: keepalive::HeaderDeadlines {
+                keepalive: config.server.keepalive_timeout,
+                client: config.server.client_timeout,
+            },
             client_timeout: config.server.client_timeout,
             openapi,
             deadlines: Deadlines {
@@ -132,7 +142,7 @@ impl Gateway {
                 config.server.upstream_keepalive_pool_size,
                 UPSTREAM_IDLE_TIMEOUT,
             )),
-            server_options: server_options(config.server.h2c),
+            server_options: server_options(config.server.h2c, config.server.keepalive_timeout),
             tunnel_outlives_token: config.server.tunnel_outlives_token,
             tunnel_idle: config.server.tunnel_idle_timeout,
             session_check_interval: (config.database.sync_interval / 4)

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::keepalive;
 use super::tunnel::{self, SessionWatch, TunnelGuard};
 use super::*;
 
@@ -15,7 +16,8 @@ impl HttpServerApp for Gateway {
         mut session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
-        if !self.read_header(&mut session).await {
+        let header_limit = self.header_deadlines.prepare(&mut session);
+        if !self.read_header(&mut session, header_limit).await {
             return None;
         }
         if *shutdown.borrow() {
@@ -31,7 +33,7 @@ impl HttpServerApp for Gateway {
         if error.is_some() || !ctx.reusable {
             return None;
         }
-        let settings = HttpPersistentSettings::for_session(&session);
+        let settings = keepalive::next_request_settings(&session);
         match session.finish().await {
             Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
             Err(e) => {
@@ -47,11 +49,12 @@ impl HttpServerApp for Gateway {
 }
 
 impl Gateway {
-    /// Reads the request header; false when there is none to serve. The whole header (or a
-    /// keep-alive connection's wait for the next one) must arrive within `client_timeout`,
-    /// like nginx's `client_header_timeout`: one byte a minute holds no connection.
-    async fn read_header(&self, session: &mut ServerSession) -> bool {
-        match tokio::time::timeout(self.client_timeout, session.read_request()).await {
+    /// Reads the request header; false when there is none to serve. The whole header must
+    /// arrive within `limit` (`client_timeout`, plus `keepalive_timeout` on a reused
+    /// connection), like nginx's `client_header_timeout`: one byte a minute holds no
+    /// connection.
+    async fn read_header(&self, session: &mut ServerSession, limit: Duration) -> bool {
+        match tokio::time::timeout(limit, session.read_request()).await {
             Ok(Ok(read)) => read,
             Ok(Err(e)) => {
                 if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
@@ -66,7 +69,7 @@ impl Gateway {
             }
             Err(_) => {
                 self.metrics.header_timeouts_total.inc();
-                tracing::debug!(limit = ?self.client_timeout, "request header not received in time");
+                tracing::debug!(?limit, "request header not received in time");
                 false
             }
         }

@@ -77,6 +77,15 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
     });
     c.key("server.pid_file", Restart, |c| &c.server.pid_file);
     c.key("server.h2c", Restart, |c| &c.server.h2c);
+    c.key("server.max_connections", Restart, |c| {
+        &c.server.max_connections
+    });
+    c.key("server.keepalive_timeout", Restart, |c| {
+        &c.server.keepalive_timeout
+    });
+    c.key("server.read_buffer_size", Restart, |c| {
+        &c.server.read_buffer_size
+    });
     // The listener and the certificate files' paths; the certificates themselves are
     // reread when their files change, without a reload.
     c.key("tls", Restart, |c| &c.tls);

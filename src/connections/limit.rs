@@ -1,0 +1,134 @@
+//! `[server] max_connections`: a `ServerApp` wrapper around the gateway. pingora calls
+//! `process_new` once for each connection it hands over (after a TLS handshake); for an
+//! HTTP application that call runs every keep-alive request and every HTTP/2 stream of the
+//! connection before it returns, so one slot held across it counts connections, not
+//! requests. Past the limit a new connection is refused at once (see `refusal`), and the
+//! connections already open keep working.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::apps::ServerApp;
+use pingora::protocols::Stream;
+use pingora::server::ShutdownWatch;
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::refusal;
+use crate::metrics::Metrics;
+
+/// The slots of open connections, and the metrics that show them; clones share the slots.
+#[derive(Clone)]
+pub struct ConnectionSlots {
+    slots: Arc<Semaphore>,
+    open: IntGauge,
+    refused: IntCounter,
+}
+
+impl ConnectionSlots {
+    pub fn new(max_connections: usize, metrics: &Metrics) -> Self {
+        metrics.max_connections.set(max_connections as i64);
+        Self {
+            slots: Arc::new(Semaphore::new(max_connections)),
+            open: metrics.open_connections.clone(),
+            refused: metrics.connections_refused_total.clone(),
+        }
+    }
+
+    /// A slot for a new connection, or `None` (counted as refused) when all are taken.
+    fn try_open(&self) -> Option<OpenConnection> {
+        match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.open.inc();
+                Some(OpenConnection {
+                    _permit: permit,
+                    open: self.open.clone(),
+                })
+            }
+            Err(_) => {
+                self.refused.inc();
+                None
+            }
+        }
+    }
+}
+
+/// One open connection's slot: given back, and the gauge lowered, when dropped.
+struct OpenConnection {
+    _permit: OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
+/// The gateway (or any `ServerApp`) behind the connection limit.
+pub struct ConnectionLimit<A> {
+    app: Arc<A>,
+    slots: ConnectionSlots,
+}
+
+impl<A> ConnectionLimit<A> {
+    pub fn new(app: A, slots: ConnectionSlots) -> Self {
+        Self {
+            app: Arc::new(app),
+            slots,
+        }
+    }
+
+    /// The application behind the limit.
+    pub fn app(&self) -> &Arc<A> {
+        &self.app
+    }
+}
+
+#[async_trait]
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        let Some(_open) = self.slots.try_open() else {
+            tracing::debug!("connection refused: max_connections are open");
+            refusal::refuse(stream).await;
+            return None;
+        };
+        // A stream handed back is the same connection: serve it under the same slot.
+        let mut next = self.app.process_new(stream, shutdown).await;
+        while let Some(stream) = next {
+            next = self.app.process_new(stream, shutdown).await;
+        }
+        None
+    }
+
+    async fn cleanup(&self) {
+        self.app.cleanup().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_counted_and_given_back() {
+        let metrics = Metrics::new();
+        let slots = ConnectionSlots::new(2, &metrics);
+        assert_eq!(metrics.max_connections.get(), 2);
+        let a = slots.try_open().expect("first slot");
+        let b = slots.try_open().expect("second slot");
+        assert_eq!(metrics.open_connections.get(), 2);
+        assert!(slots.try_open().is_none(), "a third connection is refused");
+        assert_eq!(metrics.connections_refused_total.get(), 1);
+        drop(a);
+        assert_eq!(metrics.open_connections.get(), 1);
+        let _c = slots.try_open().expect("a slot given back is reused");
+        drop(b);
+        assert_eq!(metrics.open_connections.get(), 1);
+        assert_eq!(metrics.connections_refused_total.get(), 1);
+    }
+}
