@@ -129,7 +129,12 @@ enum KeysAction {
     /// `[tokens] key_publish_delay`; the previous key verifies until its tokens expire.
     Rotate,
     /// Retire a key at once (a leaked key): its tokens are refused from the next sync on.
-    Retire { kid: String },
+    Retire {
+        /// The key's id as `keys list` prints it. A thumbprint may start with `-` (base64url),
+        /// so a leading hyphen is part of the id, not an option.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 impl From<KeysAction> for KeyCommand {
@@ -372,5 +377,24 @@ fn main() -> ExitCode {
         Command::Backup { path } => print_outcome(run_backup(&config, &path)),
         Command::Keys { json, action } => print_outcome(run_keys(&config, action.into(), json)),
         Command::Migrate { .. } => ExitCode::FAILURE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One key id in 64 starts with `-`: it must still be taken as the id.
+    #[test]
+    fn a_kid_starting_with_a_hyphen_is_the_kid() {
+        let cli = Cli::try_parse_from(["authgate", "keys", "retire", "-_h84GW8kC4d1gyJxvKe"])
+            .expect("parses");
+        match cli.command {
+            Some(Command::Keys {
+                action: KeysAction::Retire { kid },
+                ..
+            }) => assert_eq!(kid, "-_h84GW8kC4d1gyJxvKe"),
+            _ => panic!("not keys retire"),
+        }
     }
 }
