@@ -4,9 +4,10 @@
 //! fraction of the cost of tracing's formatting layer. Strings from the request are
 //! escaped (Rust debug quoting in text, JSON escaping in JSON): a path cannot forge a line.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::LogFormat;
 
@@ -34,15 +35,11 @@ impl AccessRecord<'_> {
     }
 
     fn write_text(&self, now: SystemTime, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        write_timestamp(now, buf);
         write!(
             buf,
-            "{}  INFO access: request method={} path={:?} route={:?} status={} duration_us={}",
-            humantime::format_rfc3339_micros(now),
-            self.method,
-            self.path,
-            self.route,
-            self.status,
-            self.duration_us
+            "  INFO access: request method={} path={:?} route={:?} status={} duration_us={}",
+            self.method, self.path, self.route, self.status, self.duration_us
         )?;
         if let Some(id) = self.user_id {
             write!(buf, " user_id={id}")?;
@@ -61,11 +58,11 @@ impl AccessRecord<'_> {
     }
 
     fn write_json(&self, now: SystemTime, buf: &mut Vec<u8>) -> std::io::Result<()> {
-        write!(
-            buf,
-            "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"message\":\"request\",\"target\":\"access\",\"method\":",
-            humantime::format_rfc3339_micros(now)
-        )?;
+        buf.extend_from_slice(b"{\"timestamp\":\"");
+        write_timestamp(now, buf);
+        buf.extend_from_slice(
+            b"\",\"level\":\"INFO\",\"message\":\"request\",\"target\":\"access\",\"method\":",
+        );
         serde_json::to_writer(&mut *buf, self.method)?;
         buf.extend_from_slice(b",\"path\":");
         serde_json::to_writer(&mut *buf, self.path)?;
@@ -95,10 +92,38 @@ impl AccessRecord<'_> {
     }
 }
 
+thread_local! {
+    /// The second last written (`2023-11-14T22:13:20`), formatted once and reused by every
+    /// line of that second on this thread.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
+/// `now` as RFC 3339 in UTC with microseconds (`2023-11-14T22:13:20.123456Z`), as
+/// `humantime::format_rfc3339_micros` writes it.
+fn write_timestamp(now: SystemTime, buf: &mut Vec<u8>) {
+    let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != secs {
+            let whole = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs));
+            second.1 = whole.to_string().trim_end_matches('Z').to_owned();
+            second.0 = secs;
+        }
+        buf.extend_from_slice(second.1.as_bytes());
+    });
+    let mut micros = since.subsec_micros();
+    let mut digits = *b".000000Z";
+    for digit in digits[1..7].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    buf.extend_from_slice(&digits);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::{Duration, UNIX_EPOCH};
 
     fn record(path: &str) -> AccessRecord<'_> {
         AccessRecord {
@@ -116,6 +141,26 @@ mod tests {
 
     fn at() -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456)
+    }
+
+    #[test]
+    fn timestamps_match_humantime_across_seconds() {
+        for micros in [
+            0,
+            1,
+            999_999,
+            1_000_000,
+            1_700_000_000_123_456,
+            1_700_000_001_000_007,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_micros(micros);
+            let mut buf = Vec::new();
+            write_timestamp(t, &mut buf);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                humantime::format_rfc3339_micros(t).to_string()
+            );
+        }
     }
 
     #[test]

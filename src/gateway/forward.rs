@@ -115,6 +115,18 @@ pub async fn forward(
     }
 }
 
+/// A new connection to `peer`. pingora's connect future (TCP and TLS set-up) is several
+/// KiB; boxed, it is allocated only when a connection is made, and the future every
+/// request builds and moves into its box stays small.
+async fn connect(
+    transport: &TransportConnector,
+    peer: &HttpPeer,
+) -> Result<pingora::protocols::Stream> {
+    Box::pin(transport.new_stream(peer))
+        .await
+        .map_err(|e| e.into_up())
+}
+
 fn upstream_session(stream: pingora::protocols::Stream, peer: &HttpPeer) -> UpstreamSession {
     let mut up = UpstreamSession::new_with_options(stream, peer);
     up.read_timeout = peer.options.read_timeout;
@@ -133,16 +145,13 @@ impl Relay<'_> {
         let key = peer.reuse_hash();
         let (stream, reused) = match connections.pool.checkout(key) {
             Some(stream) => (stream, true),
-            None => (
-                transport.new_stream(peer).await.map_err(|e| e.into_up())?,
-                false,
-            ),
+            None => (connect(transport, peer).await?, false),
         };
         let mut up = upstream_session(stream, peer);
         let result = match self.exchange(&mut up, req, reused, false).await {
             Err(Stop::Retry(e)) => {
                 tracing::debug!(error = %e, "pooled upstream connection closed; retrying");
-                let stream = transport.new_stream(peer).await.map_err(|e| e.into_up())?;
+                let stream = connect(transport, peer).await?;
                 up = upstream_session(stream, peer);
                 self.exchange(&mut up, req, false, true).await
             }

@@ -31,15 +31,27 @@ fn nominated(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
+/// Whether `name` is one of [`HOP_BY_HOP`].
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
 /// The hop-by-hop and `Connection`-nominated headers present in `headers`, to be removed
-/// through pingora's `remove_header` (which keeps its header-case map in step). Nothing is
-/// allocated when there are none, the usual case.
+/// through pingora's `remove_header` (which keeps its header-case map in step). One pass
+/// over the names, without hashing or allocating when there are none.
 pub fn present(headers: &HeaderMap) -> Vec<HeaderName> {
-    if !HOP_BY_HOP.iter().any(|h| headers.contains_key(*h)) {
-        return Vec::new();
+    let mut names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    if names.contains(&header::CONNECTION) {
+        for name in nominated(headers) {
+            if !names.contains(&name) && headers.contains_key(&name) {
+                names.push(name);
+            }
+        }
     }
-    let mut names = nominated(headers);
-    names.extend(HOP_BY_HOP.iter().map(|h| HeaderName::from_static(h)));
     names
 }
 

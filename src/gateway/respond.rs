@@ -26,10 +26,18 @@ static SECURITY_HEADER_NAMES: LazyLock<[HeaderName; 5]> = LazyLock::new(|| {
     })
 });
 
-/// Adds the security headers a response does not already set.
+/// Adds the security headers a response does not already set. One pass over the
+/// response's names finds those it sets; the rest are appended.
 pub fn add_security_headers(resp: &mut ResponseHeader) -> Result<()> {
-    for ((spelling, value), name) in SECURITY_HEADERS.iter().zip(SECURITY_HEADER_NAMES.iter()) {
-        if !resp.headers.contains_key(name) {
+    let names = &*SECURITY_HEADER_NAMES;
+    let mut set = [false; SECURITY_HEADERS.len()];
+    for name in resp.headers.keys() {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            set[i] = true;
+        }
+    }
+    for ((spelling, value), set) in SECURITY_HEADERS.iter().zip(set) {
+        if !set {
             // Static spelling and value: no copy or validation per response.
             resp.append_header(*spelling, HeaderValue::from_static(value))?;
         }

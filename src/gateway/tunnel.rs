@@ -53,7 +53,8 @@ impl SessionWatch<'_> {
 
 /// Carries bytes both ways between the client's and the upstream's streams until either
 /// side closes, the tunnel is silent for `idle`, or (with a `watch`) its session ends.
-/// Small buffers of the task's own: an idle tunnel holds no large read buffer.
+/// Two small buffers, allocated when the tunnel opens: an idle tunnel holds no large read
+/// buffer, and the future every request builds (and moves into its box) stays small.
 pub async fn splice(
     mut client: Stream,
     mut upstream: Stream,
@@ -64,20 +65,20 @@ pub async fn splice(
     if client.flush().await.is_err() || upstream.flush().await.is_err() {
         return;
     }
-    let mut to_upstream = [0u8; SPLICE_BUFFER];
-    let mut to_client = [0u8; SPLICE_BUFFER];
+    let mut buffers = vec![0u8; 2 * SPLICE_BUFFER];
+    let (to_upstream, to_client) = buffers.split_at_mut(SPLICE_BUFFER);
     let mut last_traffic = Instant::now();
     let mut next_check = watch.as_ref().map(|w| Instant::now() + w.every);
     loop {
         tokio::select! {
-            read = client.read(&mut to_upstream) => {
+            read = client.read(to_upstream) => {
                 let Ok(n @ 1..) = read else { return };
                 if upstream.write_all(&to_upstream[..n]).await.is_err() || upstream.flush().await.is_err() {
                     return;
                 }
                 last_traffic = Instant::now();
             }
-            read = upstream.read(&mut to_client) => {
+            read = upstream.read(to_client) => {
                 let Ok(n @ 1..) = read else { return };
                 if client.write_all(&to_client[..n]).await.is_err() || client.flush().await.is_err() {
                     return;
