@@ -21,6 +21,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
+use super::h2_body_end::{self, H2BodyEnd};
 use super::upstream_pool::UpstreamPool;
 
 /// How the exchange may use time.
@@ -44,6 +45,8 @@ struct Relay<'a> {
     client: ClientSide<'a>,
     deadlines: Deadlines,
     pace: BodyPace,
+    /// The last piece of an HTTP/2 body, held until the client's stream has ended.
+    body_end: H2BodyEnd,
     /// Every request body byte has been read from the client.
     request_done: bool,
     /// The response header has been written to the client.
@@ -93,11 +96,23 @@ pub async fn forward(
     // A client that closes its connection mid-exchange ends the exchange.
     session.set_abort_on_close(true);
     let request_done = session.is_body_done();
+    if request_done {
+        if let Err(e) = h2_body_end::wait_for_end(session, deadlines.body_idle).await {
+            return Forwarded {
+                status: None,
+                error: Some(e),
+                client_reusable: false,
+                upgraded: None,
+            };
+        }
+    }
+    let body_end = H2BodyEnd::new(session, &req);
     let mut relay = Relay {
         session,
         client,
         deadlines,
         pace: BodyPace::new(deadlines.min_body_rate, deadlines.body_idle),
+        body_end,
         request_done,
         response_started: false,
         status: None,
@@ -196,7 +211,7 @@ impl Relay<'_> {
     }
 
     /// One attempt on one upstream connection. `replay`: the request body read so far (in
-    /// pingora's retry buffer) is written first.
+    /// pingora's retry buffer) is written first, less any piece held back.
     async fn exchange(
         &mut self,
         up: &mut UpstreamSession,
@@ -209,7 +224,10 @@ impl Relay<'_> {
         }
         if replay {
             if let Some(body) = self.session.get_retry_buffer() {
-                up.write_body(&body).await.map_err(|e| e.into_up())?;
+                let relayed = body.len().saturating_sub(self.body_end.held_len());
+                up.write_body(&body[..relayed])
+                    .await
+                    .map_err(|e| e.into_up())?;
             }
             if self.request_done {
                 up.finish_body().await.map_err(|e| e.into_up())?;
@@ -323,7 +341,8 @@ impl Relay<'_> {
         self.session.write_response_header(resp).await
     }
 
-    /// Passes a piece of the client's body upstream.
+    /// Passes a piece of the client's body upstream. A failed read never gets here: the
+    /// attempt ends and the upstream connection, its request unfinished, is dropped.
     async fn relay_request(
         &mut self,
         up: &mut UpstreamSession,
@@ -331,16 +350,24 @@ impl Relay<'_> {
     ) -> Result<(), Stop> {
         let Some(data) = body else {
             self.request_done = true;
+            if let Some(held) = self.body_end.release() {
+                up.write_body(&held)
+                    .await
+                    .map_err(|e| Stop::Failed(e.into_up()))?;
+            }
             up.finish_body()
                 .await
                 .map_err(|e| Stop::Failed(e.into_up()))?;
             return Ok(());
         };
         self.pace.record(data.len())?;
-        up.write_body(&data)
-            .await
-            .map_err(|e| Stop::Failed(e.into_up()))?;
-        if self.session.is_body_done() {
+        let ended = self.session.is_body_done();
+        if let Some(data) = self.body_end.relay(data, ended) {
+            up.write_body(&data)
+                .await
+                .map_err(|e| Stop::Failed(e.into_up()))?;
+        }
+        if ended {
             self.request_done = true;
             up.finish_body()
                 .await

@@ -15,6 +15,7 @@ pub mod cors;
 mod downstream_response;
 pub mod endpoints;
 mod forward;
+mod h2_body_end;
 pub mod header_deadline;
 pub mod health_check;
 pub mod hop_by_hop;

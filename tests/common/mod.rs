@@ -5,7 +5,9 @@
 pub mod cli;
 pub mod db;
 pub mod gateway;
+pub mod h2_client;
 pub mod http;
+pub mod raw_upstream;
 pub mod scripted;
 pub mod signing;
 pub mod tcp_relay;
