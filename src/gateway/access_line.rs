@@ -36,22 +36,30 @@ impl AccessRecord<'_> {
 
     fn write_text(&self, now: SystemTime, buf: &mut Vec<u8>) -> std::io::Result<()> {
         write_timestamp(now, buf);
-        write!(
-            buf,
-            "  INFO access: request method={} path={:?} route={:?} status={} duration_us={}",
-            self.method, self.path, self.route, self.status, self.duration_us
-        )?;
+        buf.extend_from_slice(b"  INFO access: request method=");
+        buf.extend_from_slice(self.method.as_bytes());
+        buf.extend_from_slice(b" path=");
+        write_quoted(self.path, buf);
+        buf.extend_from_slice(b" route=");
+        write_quoted(self.route, buf);
+        buf.extend_from_slice(b" status=");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        buf.extend_from_slice(b" duration_us=");
+        buf.extend_from_slice(itoa::Buffer::new().format(self.duration_us).as_bytes());
         if let Some(id) = self.user_id {
-            write!(buf, " user_id={id}")?;
+            buf.extend_from_slice(b" user_id=");
+            buf.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
         }
         if let Some(ip) = self.client_ip {
             write!(buf, " client_ip={ip}")?;
         }
         if let Some(upstream) = self.upstream {
-            write!(buf, " upstream={upstream:?}")?;
+            buf.extend_from_slice(b" upstream=");
+            write_quoted(upstream, buf);
         }
         if let Some(error) = &self.error {
-            write!(buf, " error={error:?}")?;
+            buf.extend_from_slice(b" error=");
+            write_quoted(error, buf);
         }
         buf.push(b'\n');
         Ok(())
@@ -89,6 +97,22 @@ impl AccessRecord<'_> {
         }
         buf.extend_from_slice(b"}\n");
         Ok(())
+    }
+}
+
+/// `text` quoted as Rust's `{:?}` quotes it; a string of printable ASCII without `"` or
+/// `\\` (nearly every path) is copied as it is.
+fn write_quoted(text: &str, buf: &mut Vec<u8>) {
+    if text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\')
+    {
+        buf.push(b'"');
+        buf.extend_from_slice(text.as_bytes());
+        buf.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = write!(buf, "{text:?}");
     }
 }
 
@@ -141,6 +165,30 @@ mod tests {
 
     fn at() -> SystemTime {
         UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456)
+    }
+
+    #[test]
+    fn quoting_matches_rust_debug_quoting() {
+        for text in [
+            "/api/x",
+            "",
+            "a\"b",
+            "a\\b",
+            "tab\there",
+            "nl\n",
+            "é",
+            "\u{7f}",
+            "\u{200b}x",
+            "~ !",
+        ] {
+            let mut buf = Vec::new();
+            write_quoted(text, &mut buf);
+            assert_eq!(
+                String::from_utf8(buf).unwrap(),
+                format!("{text:?}"),
+                "{text:?}"
+            );
+        }
     }
 
     #[test]
