@@ -31,6 +31,12 @@ struct Cli {
         default_value = "config/authgate.toml"
     )]
     config: PathBuf,
+    /// Binary upgrade: take the listening sockets over from the gateway running with the
+    /// same config (over `[server] upgrade_socket`) instead of binding them; send the old
+    /// process SIGQUIT within 30 s and it hands them over, drains and exits. Only with
+    /// `run` (the default command).
+    #[arg(long, global = true)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -179,11 +185,16 @@ impl UsersAction {
     }
 }
 
-fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
+fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCode {
     // Held until the server has shut down, so the last lines are written out.
-    let _log = authgate::telemetry::init(&config.log);
+    let log = authgate::telemetry::init(&config.log);
     authgate::open_files::raise_and_log();
-    match authgate::build_server_from(config, Some(path)) {
+    let launch = authgate::Launch {
+        config_path: Some(path),
+        log_level: log.level(),
+        upgrade,
+    };
+    match authgate::build_server_from(config, launch) {
         Ok((server, handles)) => {
             let _pid_file = match config.server.pid_file.as_deref().map(PidFile::create) {
                 Some(Err(e)) => {
@@ -197,9 +208,10 @@ fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
             tracing::info!(
                 listen = %config.server.listen.map_or("off".to_string(), |a| a.to_string()),
                 tls_listen = %config.tls.as_ref().map_or("off".to_string(), |t| t.listen.to_string()),
+                upgrade,
                 "authgate starting"
             );
-            server.run(authgate::shutdown::run_args());
+            serve_until_drained(server, handles.drained);
             // Requests that finished while the server stopped queued their lines after the
             // access log's own shutdown flush.
             handles.access_log.flush();
@@ -211,6 +223,27 @@ fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
             eprintln!("authgate: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs the server until its drain is over (the last client connection closed after a
+/// stop or upgrade signal) or it has stopped by itself. pingora waits a fixed grace
+/// period after the signal; the process exits as soon as nothing is left to serve.
+fn serve_until_drained(server: pingora::server::Server, drained: Option<authgate::drain::Drained>) {
+    let Some(drained) = drained else {
+        server.run(authgate::shutdown::run_args());
+        return;
+    };
+    let stopped = drained.stopped_notifier();
+    let runner = std::thread::Builder::new()
+        .name("authgate-server".into())
+        .spawn(move || {
+            server.run(authgate::shutdown::run_args());
+            let _ = stopped.send(());
+        });
+    match runner {
+        Ok(_) => drained.wait(),
+        Err(e) => tracing::error!(error = %e, "cannot start the server thread"),
     }
 }
 
@@ -336,6 +369,10 @@ fn print_diff(old_path: &std::path::Path, new: &Config) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);
+    if cli.upgrade && !matches!(command, Command::Run) {
+        eprintln!("authgate: --upgrade only starts the gateway (the run command)");
+        return ExitCode::FAILURE;
+    }
     if let Command::Migrate { from, to } = &command {
         return print_outcome(run_migrate(from, to));
     }
@@ -356,7 +393,7 @@ fn main() -> ExitCode {
                 None => ExitCode::SUCCESS,
             }
         }
-        Command::Run => run_gateway(&config, &cli.config),
+        Command::Run => run_gateway(&config, &cli.config, cli.upgrade),
         Command::Reload => {
             match authgate::pid_file::signal_reload(config.server.pid_file.as_deref()) {
                 Ok(pid) => {
@@ -385,6 +422,19 @@ mod tests {
     use super::*;
 
     /// One key id in 64 starts with `-`: it must still be taken as the id.
+    #[test]
+    fn upgrade_is_taken_before_or_after_run() {
+        for args in [
+            &["authgate", "--upgrade"][..],
+            &["authgate", "--upgrade", "run"],
+            &["authgate", "run", "--upgrade"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert!(cli.upgrade, "{args:?}");
+        }
+        assert!(!Cli::try_parse_from(["authgate"]).unwrap().upgrade);
+    }
+
     #[test]
     fn a_kid_starting_with_a_hyphen_is_the_kid() {
         let cli = Cli::try_parse_from(["authgate", "keys", "retire", "-_h84GW8kC4d1gyJxvKe"])

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod db;
 pub mod gateway;
 pub mod http;
+pub mod process;
 pub mod scripted;
 pub mod signing;
 pub mod tcp_relay;
