@@ -255,3 +255,67 @@ fn a_reload_closes_the_tunnels_whose_route_is_gone_or_refuses_them_now() {
         gw.log()
     );
 }
+
+#[test]
+fn sighup_rereads_the_certificates_all_or_nothing_with_the_rest_of_the_file() {
+    use common::tls::{get_request, https_exchange, serial, TestCa};
+    let up = Upstream::start();
+    let setup = Setup::new();
+    let ca = TestCa::new(setup.dir.path());
+    let files = ca.issue_files(setup.dir.path(), "server", &["localhost"], 1);
+    let tls_addr = free_addr();
+    // The file watch is an hour away: only the reload rereads the files here.
+    let tls = format!(
+        "[tls]\nlisten = \"{tls_addr}\"\n{}watch_interval = \"1h\"\n\n",
+        files.toml()
+    );
+    let routes = |prefixes: &[&str]| {
+        let mut out = format!(
+            "{tls}[[upstreams]]\nname = \"backend\"\nservers = [\"{}\"]\n\n",
+            up.addr
+        );
+        for p in prefixes {
+            out.push_str(&format!(
+                "[[routes]]\nprefix = \"{p}\"\nupstream = \"backend\"\nauth = \"public\"\n\n"
+            ));
+        }
+        out
+    };
+    setup.write("info", &routes(&["/first"]));
+    let gw = setup.start();
+    wait_for_port(tls_addr);
+    let get = |path: &str| {
+        https_exchange(
+            ca.client_config(&[b"http/1.1"]),
+            tls_addr,
+            "localhost",
+            &get_request("localhost", path, None),
+        )
+        .map(|e| (e.serial, e.response.status))
+    };
+    assert_eq!(get("/first/x"), Ok((serial(1), 200)));
+
+    // New certificate files and a new route: both applied by one SIGHUP.
+    let (cert, key) = ca.issue(&["localhost"], 2);
+    files.replace_with(&cert, &key);
+    setup.write("info", &routes(&["/first", "/second"]));
+    setup.reload(&gw, 1);
+    assert_eq!(get("/second/x"), Ok((serial(2), 200)));
+
+    // A broken certificate refuses the whole reload: the route it came with is not added.
+    files.replace_with("not a certificate", &key);
+    setup.write("info", &routes(&["/first", "/second", "/third"]));
+    gw.signal("HUP");
+    let failures = "authgate_config_reloads_total{result=\"failure\"}";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(setup.ops, failures) != Some(1.0) {
+        assert!(Instant::now() < deadline, "not refused:\n{}", gw.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get("/second/x"), Ok((serial(2), 200)));
+    assert_eq!(get("/third/x"), Ok((serial(2), 404)));
+    assert_eq!(
+        metric(setup.ops, "authgate_config_last_reload_successful"),
+        Some(0.0)
+    );
+}

@@ -1,6 +1,6 @@
 //! The binary upgrade of the real binary: a new process started with `--upgrade` takes
 //! the listening sockets (gateway and operations listeners) over the per-instance upgrade
-//! socket when the old one gets SIGQUIT; the old one drains (keep-alive clients told
+//! socket when the old one gets SIGQUIT (and the `[tls]` listener, in the tunnel test); the old one drains (keep-alive clients told
 //! `Connection: close`, tunnels and slow requests given `drain_timeout`) and exits by
 //! itself. Under a loop of keep-alive clients on a required route, no request fails.
 //! Each gateway here runs on its own SQLite file; `.ci/run` runs this file once.
@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
 use common::process::GatewayProcess;
+use common::tls::{get_request, https_exchange, TestCa};
 use common::ws_upstream::WsUpstream;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -349,14 +350,32 @@ async fn closes_within(ws: &mut Ws, limit: Duration) -> bool {
 fn a_tunnel_lives_until_drain_timeout_and_a_slow_request_finishes_during_the_drain() {
     let ws_up = WsUpstream::start();
     let slow_up = Upstream::start_with(Behavior::Delay(HAND_OVER + Duration::from_secs(2)));
+    let certs = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(certs.path());
+    let files = ca.issue_files(certs.path(), "server", &["localhost"], 1);
+    let tls_addr = free_addr();
     let setup = Setup::new(&format!(
-        "[[upstreams]]\nname = \"ws\"\nservers = [\"{}\"]\n\n\
+        "[tls]\nlisten = \"{tls_addr}\"\n{}\n\
+         [[upstreams]]\nname = \"ws\"\nservers = [\"{}\"]\n\n\
          [[upstreams]]\nname = \"slow\"\nservers = [\"{}\"]\n\n\
          [[routes]]\nprefix = \"/ws\"\nupstream = \"ws\"\nauth = \"public\"\n\n\
          [[routes]]\nprefix = \"/slow\"\nupstream = \"slow\"\nauth = \"public\"\n",
-        ws_up.addr, slow_up.addr
+        files.toml(),
+        ws_up.addr,
+        slow_up.addr
     ));
     let mut old = setup.start_old();
+    wait_for_port(tls_addr);
+    let https = || {
+        https_exchange(
+            ca.client_config(&[b"http/1.1"]),
+            tls_addr,
+            "localhost",
+            &get_request("localhost", "/elsewhere", None),
+        )
+        .map(|e| e.response.status)
+    };
+    assert_eq!(https(), Ok(404), "the old process answers HTTPS");
     let rt = runtime();
     let url = format!("ws://{}/ws/chat", setup.listen);
     let mut ws = rt
@@ -418,7 +437,9 @@ fn a_tunnel_lives_until_drain_timeout_and_a_slow_request_finishes_during_the_dra
         old.log()
     );
 
-    // The new process serves tunnels.
+    // The new process serves HTTPS on the listening socket it was handed (binding the
+    // address itself would have failed while the old process held it), and tunnels.
+    assert_eq!(https(), Ok(404));
     let mut again = rt
         .block_on(tokio_tungstenite::connect_async(url.as_str()))
         .expect("a tunnel through the new process")
