@@ -182,8 +182,8 @@ pub fn build_server_from(
         ..Opt::default()
     };
     let mut server = Server::new_with_opt_and_conf(options, server_conf(&config.server));
-    // With --upgrade: waits for the running process's listening sockets (it sends them on
-    // SIGQUIT), for at most UPGRADE_WAIT_SECONDS.
+    // With --upgrade: waits (about 5 s, pingora's) for the running process's listening
+    // sockets, which it sends on SIGQUIT; exits when none come.
     server.bootstrap();
 
     let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
@@ -329,16 +329,12 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
         // drain is over (drain.rs). A second more lets tunnels cut at drain_timeout close.
         grace_period_seconds: Some(server.drain_timeout.as_secs() + 1),
         graceful_shutdown_timeout_seconds: Some(1),
+        // pingora-core 0.9 waits 5 s (five tries a second apart) on both sides of the
+        // hand-over; its `upgrade_sock_connect_accept_max_retries` is not read there.
         upgrade_sock: server.upgrade_socket.to_string_lossy().into_owned(),
-        upgrade_sock_connect_accept_max_retries: Some(UPGRADE_WAIT_SECONDS),
         ..ServerConf::default()
     }
 }
-
-/// How long `authgate --upgrade` waits for the running process's sockets (it sends them
-/// when it gets SIGQUIT), and the running process tries to reach the new one, in seconds
-/// (pingora retries once a second).
-const UPGRADE_WAIT_SECONDS: usize = 30;
 
 #[cfg(test)]
 mod tests {

@@ -33,7 +33,7 @@ struct Cli {
     config: PathBuf,
     /// Binary upgrade: take the listening sockets over from the gateway running with the
     /// same config (over `[server] upgrade_socket`) instead of binding them; send the old
-    /// process SIGQUIT within 30 s and it hands them over, drains and exits. Only with
+    /// process SIGQUIT within 5 s and it hands them over, drains and exits. Only with
     /// `run` (the default command).
     #[arg(long, global = true)]
     upgrade: bool,
@@ -211,7 +211,7 @@ fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCo
                 upgrade,
                 "authgate starting"
             );
-            serve_until_drained(server, handles.drained);
+            authgate::shutdown::run_until_drained(server, handles.drained);
             // Requests that finished while the server stopped queued their lines after the
             // access log's own shutdown flush.
             handles.access_log.flush();
@@ -223,27 +223,6 @@ fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCo
             eprintln!("authgate: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Runs the server until its drain is over (the last client connection closed after a
-/// stop or upgrade signal) or it has stopped by itself. pingora waits a fixed grace
-/// period after the signal; the process exits as soon as nothing is left to serve.
-fn serve_until_drained(server: pingora::server::Server, drained: Option<authgate::drain::Drained>) {
-    let Some(drained) = drained else {
-        server.run(authgate::shutdown::run_args());
-        return;
-    };
-    let stopped = drained.stopped_notifier();
-    let runner = std::thread::Builder::new()
-        .name("authgate-server".into())
-        .spawn(move || {
-            server.run(authgate::shutdown::run_args());
-            let _ = stopped.send(());
-        });
-    match runner {
-        Ok(_) => drained.wait(),
-        Err(e) => tracing::error!(error = %e, "cannot start the server thread"),
     }
 }
 
