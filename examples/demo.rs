@@ -21,8 +21,8 @@ fn main() -> ExitCode {
         }
     };
     let _log = authgate::telemetry::init(&config.log);
-    let mut server = match authgate::build_server(&config) {
-        Ok(s) => s,
+    let (mut server, handles) = match authgate::build_server_with_handles(&config) {
+        Ok(built) => built,
         Err(e) => {
             eprintln!("demo: {e}");
             return ExitCode::FAILURE;
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     };
     server.add_service(protected_api::service("127.0.0.1:8000"));
     tracing::info!(listen = ?config.server.listen, "authgate demo: gateway and example protected api running");
-    server.run(authgate::shutdown::run_args());
+    authgate::shutdown::run_until_drained(server, handles.drained);
+    handles.access_log.flush();
     ExitCode::SUCCESS
 }

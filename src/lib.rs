@@ -12,6 +12,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod drain;
 pub mod gateway;
 pub mod key_admin;
 pub mod limits;
@@ -32,7 +33,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use pingora::server::configuration::ServerConf;
+use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
@@ -88,7 +89,7 @@ pub enum StartError {
 /// names), loads the revocation list, and wires the proxy, the health checks, the
 /// operations listener and the maintenance loop.
 pub fn build_server(config: &Config) -> Result<Server, StartError> {
-    build_server_from(config, None).map(|(server, _)| server)
+    build_server_from(config, Launch::default()).map(|(server, _)| server)
 }
 
 /// What a running server can be asked to do from outside its services (a signal handler).
@@ -99,19 +100,33 @@ pub struct ServerHandles {
     /// The access log: [`AccessSink::flush`] once the server has stopped writes the lines
     /// of requests that finished during the shutdown.
     pub access_log: AccessSink,
+    /// Says when a graceful stop or upgrade has drained every client connection.
+    pub drained: Option<drain::Drained>,
+}
+
+/// How the process starts.
+#[derive(Clone, Default)]
+pub struct Launch<'a> {
+    /// Reload this file on SIGHUP.
+    pub config_path: Option<&'a std::path::Path>,
+    /// Changes the running log level when a reload changes `[log] level`.
+    pub log_level: Option<telemetry::LiveLogLevel>,
+    /// Take the listening sockets from the running process over `[server] upgrade_socket`
+    /// (`authgate --upgrade`) instead of binding them.
+    pub upgrade: bool,
 }
 
 /// [`build_server`], also returning the handles to the running server.
 pub fn build_server_with_handles(config: &Config) -> Result<(Server, ServerHandles), StartError> {
-    build_server_from(config, None)
+    build_server_from(config, Launch::default())
 }
 
-/// [`build_server_with_handles`], and when `config_path` is given, a reload of that file
-/// on SIGHUP.
+/// [`build_server_with_handles`], started as `launch` says.
 pub fn build_server_from(
     config: &Config,
-    config_path: Option<&std::path::Path>,
+    launch: Launch<'_>,
 ) -> Result<(Server, ServerHandles), StartError> {
+    let config_path = launch.config_path;
     let mut handles = ServerHandles::default();
     tls::install_crypto_provider();
     let backend = &config.database.backend;
@@ -162,7 +177,13 @@ pub fn build_server_from(
         LiveConfig::first(config, &metrics).map_err(StartError::Upstream)?;
     let live: SharedLiveConfig = Arc::new(ArcSwap::from_pointee(live));
 
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(&config.server));
+    let options = Opt {
+        upgrade: launch.upgrade,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(options, server_conf(&config.server));
+    // With --upgrade: waits (about 5 s, pingora's) for the running process's listening
+    // sockets, which it sends on SIGQUIT; exits when none come.
     server.bootstrap();
 
     let access_sink = AccessSink::start(&config.log.access).map_err(StartError::AccessLog)?;
@@ -186,6 +207,9 @@ pub fn build_server_from(
     // Each listener's gateway keeps its own idle upstream connections, closed on a timer.
     // Both listeners share one count of open connections ([server] max_connections).
     let slots = ConnectionSlots::new(config.server.max_connections, &metrics);
+    let (drain_watch, drained) = drain::Drained::watch(slots.clone(), config.server.drain_timeout);
+    handles.drained = Some(drained);
+    services.push(Box::new(background_service("drain", drain_watch)));
     let mut gateway_service = |name: &str, gateway: Gateway| {
         services.push(Box::new(background_service(
             &format!("{name} upstream pool timer"),
@@ -270,7 +294,9 @@ pub fn build_server_from(
             config.clone(),
             live.clone(),
             metrics.clone(),
-        );
+        )
+        .with_log_level(launch.log_level.clone())
+        .with_certificates(handles.tls_reloader.clone());
         server.add_service(background_service("config reload", reloader));
     }
     drop(loader);
@@ -298,8 +324,14 @@ fn server_conf(server: &ServerConfig) -> ServerConf {
         work_stealing: server.work_stealing,
         // upstream_keepalive_pool_size bounds the gateway's own pool
         // (gateway/upstream_pool.rs), not pingora's.
-        grace_period_seconds: Some(0),
+        // After a stop or upgrade signal pingora sleeps this long before it stops the
+        // runtimes (cancelling what still runs); the binary exits sooner, as soon as the
+        // drain is over (drain.rs). A second more lets tunnels cut at drain_timeout close.
+        grace_period_seconds: Some(server.drain_timeout.as_secs() + 1),
         graceful_shutdown_timeout_seconds: Some(1),
+        // pingora-core 0.9 waits 5 s (five tries a second apart) on both sides of the
+        // hand-over; its `upgrade_sock_connect_accept_max_retries` is not read there.
+        upgrade_sock: server.upgrade_socket.to_string_lossy().into_owned(),
         ..ServerConf::default()
     }
 }
@@ -318,5 +350,7 @@ mod tests {
         let conf = server_conf(&config.server);
         assert_eq!(conf.threads, 3);
         assert!(!conf.work_stealing);
+        assert_eq!(conf.upgrade_sock, "/tmp/authgate-5000.upgrade.sock");
+        assert_eq!(conf.grace_period_seconds, Some(31));
     }
 }

@@ -31,6 +31,12 @@ struct Cli {
         default_value = "config/authgate.toml"
     )]
     config: PathBuf,
+    /// Binary upgrade: take the listening sockets over from the gateway running with the
+    /// same config (over `[server] upgrade_socket`) instead of binding them; send the old
+    /// process SIGQUIT within 5 s and it hands them over, drains and exits. Only with
+    /// `run` (the default command).
+    #[arg(long, global = true)]
+    upgrade: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -179,11 +185,16 @@ impl UsersAction {
     }
 }
 
-fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
+fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCode {
     // Held until the server has shut down, so the last lines are written out.
-    let _log = authgate::telemetry::init(&config.log);
+    let log = authgate::telemetry::init(&config.log);
     authgate::open_files::raise_and_log();
-    match authgate::build_server_from(config, Some(path)) {
+    let launch = authgate::Launch {
+        config_path: Some(path),
+        log_level: log.level(),
+        upgrade,
+    };
+    match authgate::build_server_from(config, launch) {
         Ok((server, handles)) => {
             let _pid_file = match config.server.pid_file.as_deref().map(PidFile::create) {
                 Some(Err(e)) => {
@@ -197,9 +208,10 @@ fn run_gateway(config: &Config, path: &std::path::Path) -> ExitCode {
             tracing::info!(
                 listen = %config.server.listen.map_or("off".to_string(), |a| a.to_string()),
                 tls_listen = %config.tls.as_ref().map_or("off".to_string(), |t| t.listen.to_string()),
+                upgrade,
                 "authgate starting"
             );
-            server.run(authgate::shutdown::run_args());
+            authgate::shutdown::run_until_drained(server, handles.drained);
             // Requests that finished while the server stopped queued their lines after the
             // access log's own shutdown flush.
             handles.access_log.flush();
@@ -336,6 +348,10 @@ fn print_diff(old_path: &std::path::Path, new: &Config) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Run);
+    if cli.upgrade && !matches!(command, Command::Run) {
+        eprintln!("authgate: --upgrade only starts the gateway (the run command)");
+        return ExitCode::FAILURE;
+    }
     if let Command::Migrate { from, to } = &command {
         return print_outcome(run_migrate(from, to));
     }
@@ -356,7 +372,7 @@ fn main() -> ExitCode {
                 None => ExitCode::SUCCESS,
             }
         }
-        Command::Run => run_gateway(&config, &cli.config),
+        Command::Run => run_gateway(&config, &cli.config, cli.upgrade),
         Command::Reload => {
             match authgate::pid_file::signal_reload(config.server.pid_file.as_deref()) {
                 Ok(pid) => {
@@ -385,6 +401,19 @@ mod tests {
     use super::*;
 
     /// One key id in 64 starts with `-`: it must still be taken as the id.
+    #[test]
+    fn upgrade_is_taken_before_or_after_run() {
+        for args in [
+            &["authgate", "--upgrade"][..],
+            &["authgate", "--upgrade", "run"],
+            &["authgate", "run", "--upgrade"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert!(cli.upgrade, "{args:?}");
+        }
+        assert!(!Cli::try_parse_from(["authgate"]).unwrap().upgrade);
+    }
+
     #[test]
     fn a_kid_starting_with_a_hyphen_is_the_kid() {
         let cli = Cli::try_parse_from(["authgate", "keys", "retire", "-_h84GW8kC4d1gyJxvKe"])

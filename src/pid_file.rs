@@ -1,6 +1,7 @@
 //! The pid file (`[server] pid_file`): the running gateway writes its process id there at
 //! start and removes it at exit, and `authgate reload` reads it to send that process
-//! SIGHUP.
+//! SIGHUP. In a binary upgrade the new process writes its own id over the old one's, and
+//! the old process, exiting later, leaves the file alone.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +41,12 @@ impl PidFile {
 
 impl Drop for PidFile {
     fn drop(&mut self) {
+        let ours = std::fs::read_to_string(&self.0)
+            .is_ok_and(|text| text.trim() == std::process::id().to_string());
+        if !ours {
+            // A newer process (a binary upgrade) has written its own id: the file is its.
+            return;
+        }
         if let Err(e) = std::fs::remove_file(&self.0) {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove the pid file");
         }
@@ -68,4 +75,21 @@ pub fn signal_reload(path: Option<&Path>) -> Result<i32, ReloadSignalError> {
         source,
     })?;
     Ok(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_is_removed_only_while_it_holds_this_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("authgate.pid");
+        drop(PidFile::create(&path).unwrap());
+        assert!(!path.exists(), "removed at exit");
+        let file = PidFile::create(&path).unwrap();
+        std::fs::write(&path, "4242\n").unwrap();
+        drop(file);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "4242\n");
+    }
 }

@@ -1,8 +1,10 @@
 //! Logging: a tracing subscriber writing text or JSON lines to stderr from a writer
 //! thread, with pingora's `log` records bridged in. The level comes from `RUST_LOG` when
-//! set, else from `[log] level`.
+//! set, else from `[log] level`, which a reload changes in the running process
+//! ([`LiveLogLevel`]).
 
 use std::io::{BufWriter, IsTerminal};
+use std::sync::Arc;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_log::AsLog;
@@ -33,6 +35,39 @@ fn filter(level: &str) -> EnvFilter {
 #[must_use = "dropping the guard stops the log writer"]
 pub struct LogGuard {
     _writer: Option<WorkerGuard>,
+    level: Option<LiveLogLevel>,
+}
+
+impl LogGuard {
+    /// The handle that changes the level of the installed subscriber (`None` when this
+    /// call did not install it).
+    pub fn level(&self) -> Option<LiveLogLevel> {
+        self.level.clone()
+    }
+}
+
+type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+
+/// Changes the log level of the running process: `[log] level` on reload. `RUST_LOG`,
+/// when set, still wins, as at start.
+#[derive(Clone)]
+pub struct LiveLogLevel(Arc<SetLevel>);
+
+impl LiveLogLevel {
+    /// Applies `level` (as `[log] level` takes it) from the next event on.
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        (self.0)(level)
+    }
+
+    fn of<S: 'static>(handle: tracing_subscriber::reload::Handle<EnvFilter, S>) -> Self {
+        Self(Arc::new(move |level: &str| {
+            let filter = filter(level);
+            let most_verbose = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
+            handle.reload(filter).map_err(|e| e.to_string())?;
+            tracing_log::log::set_max_level(most_verbose.as_log());
+            Ok(())
+        }))
+    }
 }
 
 /// Installs the global subscriber; a second call (as in tests) changes nothing.
@@ -60,17 +95,31 @@ pub fn init(config: &LogConfig) -> LogGuard {
         .with_writer(writer);
     // Set directly: `try_init` would also try to install a `log` bridge, fail since
     // there is one, and report the subscriber as not installed.
-    let installed = match config.format {
-        LogFormat::Json => tracing::subscriber::set_global_default(
-            builder
+    let (installed, level) = match config.format {
+        LogFormat::Json => {
+            let builder = builder
                 .json()
                 .flatten_event(true)
                 .with_current_span(false)
-                .finish(),
-        ),
-        LogFormat::Text => tracing::subscriber::set_global_default(builder.finish()),
+                .with_filter_reloading();
+            let level = LiveLogLevel::of(builder.reload_handle());
+            (
+                tracing::subscriber::set_global_default(builder.finish()),
+                level,
+            )
+        }
+        LogFormat::Text => {
+            let builder = builder.with_filter_reloading();
+            let level = LiveLogLevel::of(builder.reload_handle());
+            (
+                tracing::subscriber::set_global_default(builder.finish()),
+                level,
+            )
+        }
     };
+    let installed = installed.is_ok();
     LogGuard {
-        _writer: installed.is_ok().then_some(guard),
+        _writer: installed.then_some(guard),
+        level: installed.then_some(level),
     }
 }

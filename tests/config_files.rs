@@ -257,6 +257,8 @@ fn check_diff_names_what_a_reload_applies_and_what_needs_a_restart() {
         changes,
         [
             "  server.listen: needs a restart",
+            // Derived from the listening port (no pid_file, none set).
+            "  server.upgrade_socket: needs a restart",
             "  routes: applied by a reload"
         ],
         "{stdout}"

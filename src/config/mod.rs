@@ -12,6 +12,7 @@ mod file;
 mod postgres_tls;
 mod routing;
 mod tls;
+mod upgrade;
 mod upstream_tls;
 mod validated;
 mod values;

@@ -71,6 +71,12 @@ pub struct ServerConfig {
     pub tunnel_outlives_token: bool,
     /// Where the running gateway writes its process id (for `authgate reload`).
     pub pid_file: Option<std::path::PathBuf>,
+    /// The Unix socket a new binary started with `--upgrade` takes the listening sockets
+    /// over on (set, or derived for this instance).
+    pub upgrade_socket: std::path::PathBuf,
+    /// After a graceful stop or upgrade begins, how long tunnels and slow requests may go
+    /// on before they are cut.
+    pub drain_timeout: Duration,
     /// Client connections open at once; past it a new one is refused.
     pub max_connections: usize,
     /// How long an HTTP/1 keep-alive connection may idle between requests (whole seconds;
@@ -239,6 +245,9 @@ impl TryFrom<FileConfig> for Config {
                 None | Some("") => None,
                 Some(path) => Some(std::path::PathBuf::from(path)),
             },
+            // Derived below, once the `[tls]` listener is known.
+            upgrade_socket: std::path::PathBuf::new(),
+            drain_timeout: super::upgrade::drain_timeout(&s.drain_timeout)?,
             max_connections: super::connections::max_connections(s.max_connections)?,
             keepalive_timeout: super::connections::keepalive_timeout(&s.keepalive_timeout)?,
             read_buffer_size: super::connections::read_buffer_size(s.read_buffer_size)?,
@@ -421,6 +430,16 @@ impl TryFrom<FileConfig> for Config {
 
         let tls = file.tls.map(tls).transpose()?;
         check_listeners(&server, tls.as_ref())?;
+        let mut server = server;
+        server.upgrade_socket = super::upgrade::upgrade_socket(
+            s.upgrade_socket.as_deref(),
+            server.pid_file.as_deref(),
+            &[
+                server.listen,
+                tls.as_ref().map(|t| t.listen),
+                server.metrics_listen,
+            ],
+        )?;
 
         let mut upstreams = Vec::with_capacity(file.upstreams.len());
         let mut names = HashSet::new();

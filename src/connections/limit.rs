@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct ConnectionSlots {
     slots: Arc<Semaphore>,
+    max: usize,
     open: IntGauge,
     refused: IntCounter,
 }
@@ -30,9 +31,15 @@ impl ConnectionSlots {
         metrics.max_connections.set(max_connections as i64);
         Self {
             slots: Arc::new(Semaphore::new(max_connections)),
+            max: max_connections,
             open: metrics.open_connections.clone(),
             refused: metrics.connections_refused_total.clone(),
         }
+    }
+
+    /// Client connections open now (a drain waits for none).
+    pub fn open_now(&self) -> usize {
+        self.max - self.slots.available_permits()
     }
 
     /// A slot for a new connection, or `None` (counted as refused) when all are taken.
@@ -122,6 +129,7 @@ mod tests {
         let a = slots.try_open().expect("first slot");
         let b = slots.try_open().expect("second slot");
         assert_eq!(metrics.open_connections.get(), 2);
+        assert_eq!(slots.open_now(), 2);
         assert!(slots.try_open().is_none(), "a third connection is refused");
         assert_eq!(metrics.connections_refused_total.get(), 1);
         drop(a);

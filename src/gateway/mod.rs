@@ -29,6 +29,7 @@ mod request_loop;
 pub mod respond;
 pub mod router;
 mod tunnel;
+pub mod tunnel_route;
 pub mod upstream_pool;
 mod upstream_request;
 pub mod upstreams;
@@ -101,10 +102,12 @@ pub struct Gateway {
     tunnel_outlives_token: bool,
     /// A tunnel with no traffic either way for this long is closed.
     tunnel_idle: Duration,
-    /// How often a tunnel's session is checked: a quarter of the revocation sync interval (a
+    /// How often a tunnel's session (and route, after a reload) is checked: a quarter of the revocation sync interval (a
     /// lookup in the cache per tunnel), so a session ended on another gateway closes its
     /// tunnels within two sync intervals with room to spare.
     session_check_interval: Duration,
+    /// After a stop or upgrade began, how long a tunnel may go on.
+    drain_timeout: Duration,
     access_sink: AccessSink,
     access_format: LogFormat,
     /// `Strict-Transport-Security` on every response (the HTTPS listener's gateway only).
@@ -148,6 +151,7 @@ impl Gateway {
             tunnel_idle: config.server.tunnel_idle_timeout,
             session_check_interval: (config.database.sync_interval / 4)
                 .max(Duration::from_millis(10)),
+            drain_timeout: config.server.drain_timeout,
             access_sink,
             access_format: config.log.format,
             hsts: None,

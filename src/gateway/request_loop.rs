@@ -6,8 +6,10 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::keepalive;
-use super::tunnel::{self, SessionWatch, TunnelGuard};
+use super::tunnel::{self, SessionWatch, TunnelChecks, TunnelGuard};
+use super::tunnel_route::RouteWatch;
 use super::*;
+use crate::drain;
 
 #[async_trait]
 impl HttpServerApp for Gateway {
@@ -17,7 +19,7 @@ impl HttpServerApp for Gateway {
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
         let header_limit = self.header_deadlines.prepare(&mut session);
-        if !self.read_header(&mut session, header_limit).await {
+        if !self.read_header(&mut session, header_limit, shutdown).await {
             return None;
         }
         if *shutdown.borrow() {
@@ -27,7 +29,7 @@ impl HttpServerApp for Gateway {
         let error = self.handle(&mut session, &mut ctx).await;
         access_log::record(self, &session, error.as_deref(), &ctx);
         if let Some(upstream) = ctx.upgraded.take() {
-            self.tunnel(session, upstream, &ctx).await;
+            self.tunnel(session, upstream, &ctx, shutdown).await;
             return None;
         }
         if error.is_some() || !ctx.reusable {
@@ -52,9 +54,22 @@ impl Gateway {
     /// Reads the request header; false when there is none to serve. The whole header must
     /// arrive within `limit` (`client_timeout`, plus `keepalive_timeout` on a reused
     /// connection), like nginx's `client_header_timeout`: one byte a minute holds no
-    /// connection.
-    async fn read_header(&self, session: &mut ServerSession, limit: Duration) -> bool {
-        match tokio::time::timeout(limit, session.read_request()).await {
+    /// connection. Once a drain has begun, a connection whose request has not arrived
+    /// within `drain::IDLE_CLOSE_GRACE` is closed.
+    async fn read_header(
+        &self,
+        session: &mut ServerSession,
+        limit: Duration,
+        shutdown: &ShutdownWatch,
+    ) -> bool {
+        let read = tokio::select! {
+            read = tokio::time::timeout(limit, session.read_request()) => read,
+            () = drain::begun_since(shutdown, drain::IDLE_CLOSE_GRACE) => {
+                tracing::debug!("idle connection closed by the drain");
+                return false;
+            }
+        };
+        match read {
             Ok(Ok(read)) => read,
             Ok(Err(e)) => {
                 if matches!(e.etype(), ErrorType::InvalidHTTPHeader) {
@@ -241,24 +256,33 @@ impl Gateway {
         session: ServerSession,
         upstream: pingora::protocols::http::v1::client::HttpSession,
         ctx: &RequestCtx,
+        shutdown: &ShutdownWatch,
     ) {
+        let path = ctx
+            .rewritten_path
+            .clone()
+            .unwrap_or_else(|| session.req_header().uri.path().to_string());
         let ServerSession::H1(client) = session else {
             return;
         };
         let _open = TunnelGuard::open(&self.metrics.open_tunnels);
-        let watch = ctx.identity.as_deref().map(|token| SessionWatch {
-            revocations: &self.auth.revocations,
-            token,
-            outlives_token: self.tunnel_outlives_token,
+        let checks = TunnelChecks {
+            idle: self.tunnel_idle,
             every: self.session_check_interval,
-        });
-        tunnel::splice(
-            client.into_inner(),
-            upstream.into_inner(),
-            self.tunnel_idle,
-            watch,
-        )
-        .await;
+            session: ctx.identity.as_deref().map(|token| SessionWatch {
+                revocations: &self.auth.revocations,
+                token,
+                outlives_token: self.tunnel_outlives_token,
+            }),
+            route: RouteWatch {
+                live: &self.live,
+                path,
+                identity: ctx.identity.as_deref(),
+                checked: ctx.live.clone(),
+            },
+            drain_over: drain::begun_since(shutdown, self.drain_timeout),
+        };
+        tunnel::splice(client.into_inner(), upstream.into_inner(), checks).await;
     }
 }
 

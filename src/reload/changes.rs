@@ -76,6 +76,10 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
         &c.server.tunnel_outlives_token
     });
     c.key("server.pid_file", Restart, |c| &c.server.pid_file);
+    c.key("server.upgrade_socket", Restart, |c| {
+        &c.server.upgrade_socket
+    });
+    c.key("server.drain_timeout", Restart, |c| &c.server.drain_timeout);
     c.key("server.h2c", Restart, |c| &c.server.h2c);
     c.key("server.max_connections", Restart, |c| {
         &c.server.max_connections
@@ -87,7 +91,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
         &c.server.read_buffer_size
     });
     // The listener and the certificate files' paths; the certificates themselves are
-    // reread when their files change, without a reload.
+    // reread when their files change, and on every reload.
     c.key("tls", Restart, |c| &c.tls);
     c.key("database", Restart, |c| &c.database);
     c.key("tokens", Restart, |c| &c.tokens);
@@ -105,7 +109,7 @@ pub fn changes(old: &Config, new: &Config) -> Vec<Change> {
     c.key("rate_limits.public", Live, |c| &c.rate_limits.public);
     c.key("rate_limits.account", Live, |c| &c.rate_limits.account);
     c.key("log.format", Restart, |c| &c.log.format);
-    c.key("log.level", Restart, |c| &c.log.level);
+    c.key("log.level", Live, |c| &c.log.level);
     c.key("log.access", Restart, |c| &c.log.access);
     c.key("cors", Live, |c| &c.cors);
     c.key("forward_auth", Live, |c| &c.forward_auth);
@@ -126,6 +130,7 @@ pub fn applied(running: &Config, new: &Config) -> Config {
         login_failures: running.rate_limits.login_failures,
         ..new.rate_limits.clone()
     };
+    next.log.level = new.log.level.clone();
     next.cors = new.cors.clone();
     next.forward_auth = new.forward_auth.clone();
     next.account = new.account.clone();
@@ -178,6 +183,12 @@ mod tests {
                     key: "server.listen",
                     applies: Applies::Restart
                 },
+                // Derived from the listening port when not set: a binary upgrade across
+                // this change cannot find the running process's socket.
+                Change {
+                    key: "server.upgrade_socket",
+                    applies: Applies::Restart
+                },
                 Change {
                     key: "identity",
                     applies: Applies::Live
@@ -192,16 +203,27 @@ mod tests {
     }
 
     #[test]
+    fn the_log_level_applies_live() {
+        let old = config("[log]\nlevel = \"warn\"");
+        let new = config("[log]\nlevel = \"debug\"");
+        assert_eq!(
+            changes(&old, &new),
+            vec![Change {
+                key: "log.level",
+                applies: Applies::Live
+            }]
+        );
+        assert_eq!(applied(&old, &new).log.level, "debug");
+    }
+
+    #[test]
     fn a_reload_keeps_the_running_value_of_restart_only_keys() {
         let old = config("[server]\nlisten = \"127.0.0.1:8080\"");
         let new = config("[server]\nlisten = \"127.0.0.1:9090\"\n[rate_limits]\npublic = \"5/1m\"");
         let next = applied(&old, &new);
         assert_eq!(next.server.listen, old.server.listen);
         assert_eq!(next.rate_limits.public, new.rate_limits.public);
-        assert_eq!(
-            changes(&next, &new).len(),
-            1,
-            "only server.listen still differs"
-        );
+        let still: Vec<&str> = changes(&next, &new).iter().map(|c| c.key).collect();
+        assert_eq!(still, ["server.listen", "server.upgrade_socket"]);
     }
 }

@@ -2,7 +2,8 @@
 //! read and validated completely with [`config::load`], then the live configuration is
 //! swapped whole. A file that does not validate changes nothing; the error names the key
 //! as `authgate check` does. Keys that cannot change in a running process are logged as
-//! needing a restart and keep their running values; the rest applies.
+//! needing a restart and keep their running values; the rest applies, with the log level
+//! and the `[tls]` certificate files (reread; a bad one refuses the whole reload).
 
 pub mod changes;
 
@@ -18,6 +19,8 @@ use self::changes::Applies;
 use crate::config::{self, Config};
 use crate::gateway::live::{LiveConfig, SharedLiveConfig};
 use crate::metrics::Metrics;
+use crate::telemetry::LiveLogLevel;
+use crate::tls::reload::CertificateReloader;
 
 /// Why a reload was refused.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +29,8 @@ pub enum ReloadError {
     Config(#[from] config::ConfigError),
     #[error("cannot set up an upstream: {0}")]
     Upstream(std::io::Error),
+    #[error("cannot load the TLS certificates: {0}")]
+    Certificates(crate::tls::resolver::SetError),
 }
 
 /// Reloads the configuration file on SIGHUP.
@@ -36,6 +41,10 @@ pub struct ConfigReloader {
     running: Mutex<Config>,
     live: SharedLiveConfig,
     metrics: Arc<Metrics>,
+    /// Sets the level of the installed log subscriber (`None`: not installed here).
+    log_level: Option<LiveLogLevel>,
+    /// The `[tls]` listener's certificates (`None`: no `[tls]`).
+    certificates: Option<Arc<CertificateReloader>>,
 }
 
 impl ConfigReloader {
@@ -58,7 +67,21 @@ impl ConfigReloader {
             running: Mutex::new(running),
             live,
             metrics,
+            log_level: None,
+            certificates: None,
         }
+    }
+
+    /// Applies `[log] level` to the running subscriber on reload.
+    pub fn with_log_level(mut self, level: Option<LiveLogLevel>) -> Self {
+        self.log_level = level;
+        self
+    }
+
+    /// Rereads the `[tls]` certificate files on reload.
+    pub fn with_certificates(mut self, certificates: Option<Arc<CertificateReloader>>) -> Self {
+        self.certificates = certificates;
+        self
     }
 
     /// Reads, validates and applies the file; the running configuration stays on error.
@@ -67,9 +90,25 @@ impl ConfigReloader {
         let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
         let found = changes::changes(&running, &new);
         let next = changes::applied(&running, &new);
+        // Everything is loaded and checked before anything changes.
+        let certificates = match &self.certificates {
+            Some(reloader) => reloader
+                .load_changed()
+                .map_err(ReloadError::Certificates)?
+                .map(|set| (reloader, set)),
+            None => None,
+        };
         let live = LiveConfig::next(&self.live.load(), &next, &self.metrics)
             .map_err(ReloadError::Upstream)?;
         self.live.store(Arc::new(live));
+        if let Some((reloader, set)) = certificates {
+            reloader.install(set);
+        }
+        if next.log.level != running.log.level {
+            if let Some(Err(e)) = self.log_level.as_ref().map(|l| l.set(&next.log.level)) {
+                tracing::error!(error = %e, "cannot change the log level");
+            }
+        }
         *running = next;
         for change in &found {
             match change.applies {

@@ -3,7 +3,9 @@
 //! swapping the set the listener serves: a bad PEM or a key that does not match fails the
 //! whole reload and the running certificates stay (logged, and counted in
 //! `authgate_tls_reloads_total{result="failure"}`). [`CertificateWatch`] calls it on a
-//! timer; a signal handler can call it too.
+//! timer. A configuration reload (SIGHUP) rereads them with the rest of the file, all or
+//! nothing: [`CertificateReloader::load_changed`] checks them before anything changes and
+//! [`CertificateReloader::install`] swaps them in with the new configuration.
 
 use std::sync::{Arc, Mutex};
 
@@ -74,30 +76,34 @@ impl CertificateReloader {
             }
         };
         let fingerprints: Vec<[u8; 32]> = contents.iter().map(FileContents::fingerprint).collect();
-        let unchanged = fingerprints
-            .iter()
-            .zip(current.loaded.iter())
-            .all(|(read, (_, loaded))| *read == loaded.fingerprint);
         let last_failed = self.last_failed.lock().unwrap_or_else(|e| e.into_inner());
         let refused_before = matches!(&*last_failed, Some(FailedAttempt::Refused(before)) if *before == fingerprints);
-        if unchanged || refused_before {
+        if self.unchanged(&current, &fingerprints) || refused_before {
             return Ok(ReloadOutcome::Unchanged);
         }
         drop(last_failed);
-        let mut loaded = Vec::with_capacity(contents.len());
-        for (paths, read) in self.tls.all_paths().zip(contents.iter()) {
-            match LoadedCertificate::parse(paths, read) {
-                Ok(cert) => loaded.push(cert),
-                Err(source) => {
-                    let error = SetError {
-                        key: source.key(paths),
-                        source,
-                    };
-                    return self.failed(error, FailedAttempt::Refused(fingerprints));
-                }
+        match self.parse_all(&contents) {
+            Ok(set) => {
+                self.install(set);
+                Ok(ReloadOutcome::Replaced)
             }
+            Err(error) => self.failed(error, FailedAttempt::Refused(fingerprints)),
         }
-        let set = CertificateSet::from_loaded(&self.tls, loaded);
+    }
+
+    /// Reads and checks every certificate file, changing nothing: the new set when a file
+    /// changed, `None` when none did.
+    pub fn load_changed(&self) -> Result<Option<CertificateSet>, SetError> {
+        let contents = self.read_all()?;
+        let fingerprints: Vec<[u8; 32]> = contents.iter().map(FileContents::fingerprint).collect();
+        if self.unchanged(&self.resolver.current(), &fingerprints) {
+            return Ok(None);
+        }
+        self.parse_all(&contents).map(Some)
+    }
+
+    /// Serves `set` from the next handshake on (counted as a successful TLS reload).
+    pub fn install(&self, set: CertificateSet) {
         for (name, cert) in &set.loaded {
             tracing::info!(certificate = %name, serial = %cert.serial, not_after = cert.not_after, "TLS certificate loaded");
         }
@@ -108,7 +114,25 @@ impl CertificateReloader {
             .tls_reloads_total
             .with_label_values(&["success"])
             .inc();
-        Ok(ReloadOutcome::Replaced)
+    }
+
+    fn unchanged(&self, current: &CertificateSet, fingerprints: &[[u8; 32]]) -> bool {
+        fingerprints
+            .iter()
+            .zip(current.loaded.iter())
+            .all(|(read, (_, loaded))| *read == loaded.fingerprint)
+    }
+
+    fn parse_all(&self, contents: &[FileContents]) -> Result<CertificateSet, SetError> {
+        let mut loaded = Vec::with_capacity(contents.len());
+        for (paths, read) in self.tls.all_paths().zip(contents.iter()) {
+            let cert = LoadedCertificate::parse(paths, read).map_err(|source| SetError {
+                key: source.key(paths),
+                source,
+            })?;
+            loaded.push(cert);
+        }
+        Ok(CertificateSet::from_loaded(&self.tls, loaded))
     }
 
     fn read_all(&self) -> Result<Vec<FileContents>, SetError> {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod gateway;
 pub mod h2_client;
 pub mod http;
+pub mod process;
 pub mod raw_upstream;
 pub mod scripted;
 pub mod signing;
