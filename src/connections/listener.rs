@@ -1,5 +1,6 @@
 //! The gateway's listening endpoint, with the per-connection read buffer of
-//! `[server] read_buffer_size` (pingora's L4 buffer, 64 KiB unless set).
+//! `[server] read_buffer_size` (pingora's L4 buffer; 0, the default, leaves it out and
+//! reads go straight to the socket).
 
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 
