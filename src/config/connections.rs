@@ -48,9 +48,14 @@ pub(super) fn keepalive_timeout(value: &str) -> Result<Duration, ConfigError> {
 }
 
 pub(super) fn read_buffer_size(value: usize) -> Result<usize, ConfigError> {
+    read_buffer_size_of("server.read_buffer_size", value)
+}
+
+/// A listener's read buffer (`key` names it in errors): 0, or within [`READ_BUFFER_RANGE`].
+pub(super) fn read_buffer_size_of(key: &str, value: usize) -> Result<usize, ConfigError> {
     if value != 0 && !READ_BUFFER_RANGE.contains(&value) {
         return Err(ConfigError::invalid(
-            "server.read_buffer_size",
+            key,
             format!(
                 "{value} bytes is neither 0 (no buffer) nor within {}..={} bytes",
                 READ_BUFFER_RANGE.start(),
