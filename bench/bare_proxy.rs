@@ -23,6 +23,9 @@
 //!   BARE_IDLE_TIMEOUT     pooled upstream connection idle timeout in seconds only
 //!   BARE_CLIENT_TIMEOUT   downstream read timeout set on every request, in seconds (what
 //!                         authgate's `server.client_timeout` does)  (default none)
+//!   BARE_H2C              1: HTTP/2 without TLS (prior knowledge) beside HTTP/1  (default 0)
+//!   BARE_TLS_CERT, BARE_TLS_KEY  PEM files: listen with TLS (ALPN h2 then http/1.1)
+//!                         instead of plain TCP                     (default plain)
 //!   BARE_TOKIO_TIMER_ABOVE  ServerConf.fast_timeout_to_tokio_threshold_seconds: timeouts
 //!                         longer than this many seconds use tokio's timer instead of
 //!                         pingora's fast timer (default pingora's, 900)
@@ -129,7 +132,23 @@ fn main() {
         client_timeout: secs("BARE_CLIENT_TIMEOUT"),
     };
     let mut proxy = http_proxy_service(&server.configuration, bare);
-    proxy.add_tcp(&listen);
+    if env_num("BARE_H2C").unwrap_or(0) != 0 {
+        let mut options = pingora::apps::HttpServerOptions::default();
+        options.h2c = true;
+        proxy.app_logic_mut().expect("the proxy app").server_options = Some(options);
+    }
+    match (
+        std::env::var("BARE_TLS_CERT"),
+        std::env::var("BARE_TLS_KEY"),
+    ) {
+        (Ok(cert), Ok(key)) => {
+            let mut tls = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
+                .expect("BARE_TLS_CERT and BARE_TLS_KEY must be a PEM certificate and key");
+            tls.enable_h2();
+            proxy.add_tls_with_settings(&listen, None, tls);
+        }
+        _ => proxy.add_tcp(&listen),
+    }
     server.add_service(proxy);
     server.run_forever();
 }

@@ -5,6 +5,11 @@
 //!
 //!   LEAN_LISTEN    address to listen on  (default 127.0.0.1:8094)
 //!   LEAN_UPSTREAM  upstream address      (default 127.0.0.1:8081)
+//!   LEAN_H2C       1: HTTP/2 without TLS (prior knowledge) beside HTTP/1 (default 0)
+//!   LEAN_TLS_CERT, LEAN_TLS_KEY  PEM files: listen with TLS (ALPN h2 then http/1.1)
+//!                  instead of plain TCP (default plain)
+//!   LEAN_READ_BUFFER  the listener's L4 read buffer per connection in bytes, 0 for none
+//!                  (default pingora's, 65536)
 //!
 //! One worker thread on pingora's no-steal runtime and mimalloc, as authgate runs.
 
@@ -12,8 +17,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
-use pingora::apps::{HttpPersistentSettings, HttpServerApp, ReusedHttpStream};
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, HttpServerOptions, ReusedHttpStream};
 use pingora::connectors::http::Connector;
+use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::protocols::http::ServerSession;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{Server, ShutdownWatch};
@@ -26,6 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Lean {
     connector: Connector,
     peer: HttpPeer,
+    options: HttpServerOptions,
 }
 
 impl Lean {
@@ -76,6 +84,10 @@ impl HttpServerApp for Lean {
         let stream = session.finish().await.ok()??;
         Some(ReusedHttpStream::from_reusable_stream(stream, settings))
     }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.options)
+    }
 }
 
 fn main() {
@@ -89,12 +101,36 @@ fn main() {
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
+    let mut options = HttpServerOptions::default();
+    options.h2c = env("LEAN_H2C", "0") == "1";
     let lean = Lean {
         connector: Connector::new(None),
         peer: HttpPeer::new(upstream, false, String::new()),
+        options,
     };
     let mut service = Service::new("lean".to_string(), lean);
-    service.add_tcp(&listen);
+    let tls = (
+        std::env::var("LEAN_TLS_CERT"),
+        std::env::var("LEAN_TLS_KEY"),
+    );
+    if let (Ok(cert), Ok(key)) = tls {
+        let mut tls = TlsSettings::intermediate(&cert, &key)
+            .expect("LEAN_TLS_CERT and LEAN_TLS_KEY must be a PEM certificate and key");
+        tls.enable_h2();
+        service.add_tls_with_settings(&listen, None, tls);
+    } else {
+        match std::env::var("LEAN_READ_BUFFER") {
+            Ok(bytes) => {
+                let bytes = bytes
+                    .parse()
+                    .expect("LEAN_READ_BUFFER must be a number of bytes");
+                service.add_listener(
+                    ListenerConfig::tcp(listen).l4_buffer(L4BufferSettings::default().read(bytes)),
+                );
+            }
+            Err(_) => service.add_tcp(&listen),
+        }
+    }
     server.add_service(service);
     server.run_forever();
 }

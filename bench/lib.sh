@@ -23,12 +23,14 @@ LEAN_CORE_BIN="${LEAN_CORE_BIN:-$TARGET_DIR/release/examples/lean_core}"
 AUTHGATE_BIN="${AUTHGATE_BIN:-$TARGET_DIR/release/authgate}"
 
 HOST=127.0.0.1
-PORT_UPSTREAM=8081
-PORT_A=8090   # nginx proxy
-PORT_B=8091   # haproxy + JWT
-PORT_C=8092   # bare pingora
-PORT_D=8093   # authgate
-PORT_L=8094   # lean pingora-core floor
+# Each can be moved from the environment (PORT_UPSTREAM=18081 ...), e.g. when another
+# benchmark holds these.
+PORT_UPSTREAM="${PORT_UPSTREAM:-8081}"
+PORT_A="${PORT_A:-8090}"   # nginx proxy
+PORT_B="${PORT_B:-8091}"   # haproxy + JWT
+PORT_C="${PORT_C:-8092}"   # bare pingora
+PORT_D="${PORT_D:-8093}"   # authgate
+PORT_L="${PORT_L:-8094}"   # lean pingora-core floor
 
 # Upper bounds so nothing can hang: readiness polls, single HTTP checks, builds.
 READY_TIMEOUT=30      # seconds for a server to open its port

@@ -45,7 +45,9 @@ use crate::auth::verified_cache::VerifiedCache;
 use crate::auth::TokenError;
 use crate::auth::{AuthService, TokenService};
 use crate::config::{Config, ServerConfig};
-use crate::connections::{gateway_listener, ConnectionLimit, ConnectionSlots};
+use crate::connections::{
+    gateway_listener, gateway_tls_listener, ConnectionLimit, ConnectionSlots,
+};
 use crate::gateway::access_sink::{AccessLogService, AccessSink};
 use crate::gateway::endpoints::FORBIDDEN_REASON;
 use crate::gateway::header_deadline::HeaderDeadline;
@@ -235,7 +237,11 @@ pub fn build_server_from(
             .and_then(tls::hsts::StrictTransportSecurity::new);
         let mut https = gateway_service("authgate https", gateway().with_hsts(hsts));
         let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
-        https.add_tls_with_settings(&tls_config.listen.to_string(), None, settings);
+        https.add_listener(gateway_tls_listener(
+            tls_config.listen,
+            settings,
+            tls_config.read_buffer_size,
+        ));
         listeners.push(Box::new(https));
         handles.tls_reloader = Some(reloader.clone());
         listeners.push(Box::new(background_service(

@@ -12,6 +12,9 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc: the proxied path allocates small, short-lived buffers on every request, and
 /// mimalloc's per-thread free lists serve those cheaper than glibc's malloc (BENCHMARKS.md).
+/// The `system-allocator` feature leaves it out, so that heap profilers see every
+/// allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -1,7 +1,8 @@
 //! Client connections as a whole: `[server] max_connections` refuses connections past the
 //! limit (and counts them) while the open ones keep working; `[server] keepalive_timeout`
-//! bounds an idle keep-alive connection apart from `client_timeout`; `[server]
-//! read_buffer_size` is validated and a small buffer still reads a large header.
+//! bounds an idle keep-alive connection apart from `client_timeout`, and a request that
+//! follows an idle gap is read whole; `[server] read_buffer_size` is validated and a small
+//! buffer (or none, the default) still reads a large header.
 
 mod common;
 
@@ -253,6 +254,87 @@ fn a_small_read_buffer_still_reads_a_large_header() {
     for (name, v) in &headers {
         assert_eq!(seen.header_values(name), vec![v.as_str()], "{name}");
     }
+}
+
+/// The gateway on its default read buffer (none: reads go straight to the socket).
+fn default_buffer_gateway(up: &Upstream) -> TestGateway {
+    GatewayBuilder::new(up.addr)
+        .section("server", "threads = 1\nupstream_read_timeout = \"5s\"")
+        .route("/public", "public")
+        .start()
+}
+
+/// A keep-alive connection waits for its next request holding no buffer; a request that
+/// then arrives in pieces, with pauses, is still read whole and served, with its body.
+#[test]
+fn a_request_in_pieces_after_an_idle_gap_is_served_whole() {
+    let up = Upstream::start();
+    let gw = default_buffer_gateway(&up);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    served_on(&mut stream);
+    std::thread::sleep(Duration::from_millis(300));
+    for piece in [
+        &b"P"[..],
+        b"OST /public/pieces HTTP/1.1\r\nHost: gate",
+        b"way\r\nX-Piece: yes\r\nContent-Length: 5\r\n\r\nhel",
+        b"lo",
+    ] {
+        stream.write_all(piece).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (resp, _) = response_within(&mut stream, Duration::from_secs(3));
+    assert_eq!(resp.expect("an answer").status, 200);
+    let seen = up.last();
+    assert_eq!(seen.method, "POST");
+    assert_eq!(seen.target, "/public/pieces");
+    assert_eq!(seen.header_values("x-piece"), vec!["yes"]);
+    assert_eq!(seen.body, b"hello");
+    served_on(&mut stream);
+    assert_eq!(up.count(), 3);
+}
+
+/// The next request's first read on a reused connection takes at most 4 KiB: a 10 KB header
+/// arriving at once is still read whole, every header reaches the upstream.
+#[test]
+fn a_large_header_on_a_reused_connection_is_read_whole() {
+    let up = Upstream::start();
+    let gw = default_buffer_gateway(&up);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    served_on(&mut stream);
+    let value = "v".repeat(1000);
+    let mut request = b"GET /public/big HTTP/1.1\r\nHost: gateway\r\n".to_vec();
+    for i in 0..10 {
+        request.extend_from_slice(format!("X-Big-{i}: {value}\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    stream.write_all(&request).unwrap();
+    let (resp, _) = response_within(&mut stream, Duration::from_secs(3));
+    assert_eq!(resp.expect("an answer").status, 200);
+    let seen = up.last();
+    assert_eq!(seen.target, "/public/big");
+    for i in 0..10 {
+        assert_eq!(
+            seen.header_values(&format!("X-Big-{i}")),
+            vec![value.as_str()]
+        );
+    }
+}
+
+/// A keep-alive client that closes its connection while it idles is let go (no answer,
+/// nothing upstream), and the gateway keeps serving others.
+#[test]
+fn a_connection_closed_while_idle_is_let_go() {
+    let up = Upstream::start();
+    let gw = default_buffer_gateway(&up);
+    let mut stream = TcpStream::connect(gw.addr).unwrap();
+    served_on(&mut stream);
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    closed_within(&mut stream, Duration::from_secs(3));
+    assert_eq!(up.count(), 1);
+    wait_for_metric(&gw, "authgate_open_connections 0");
+    let mut other = TcpStream::connect(gw.addr).unwrap();
+    served_on(&mut other);
 }
 
 /// Each new key is validated with an error that names it.

@@ -120,6 +120,44 @@ fn curl_gets_a_required_route_over_http2_and_http1_with_hsts() {
     assert_eq!(plain.header("strict-transport-security"), None);
 }
 
+/// `[tls] read_buffer_size = 0`: no L4 read buffer under rustls; a required route is still
+/// served over HTTP/2 and HTTP/1.1 (a 10 KB header included), and the key is validated.
+#[test]
+fn the_https_listener_serves_without_a_read_buffer() {
+    let t = start_tls("read_buffer_size = 0", &[]);
+    let (token, _) = tokens_for(&t.gw, "tls_nobuf");
+    let h2 = curl(&t, "--http2", "/api/nobuf", Some(&token));
+    assert!(h2.starts_with("HTTP/2 200"), "{h2}");
+    assert_eq!(t.upstream.last().target, "/api/nobuf");
+
+    let port = t.tls_addr.port();
+    let big = "v".repeat(10_000);
+    let out = Command::new("curl")
+        .args(["-sS", "-i", "--http1.1", "--cacert"])
+        .arg(&t.ca.pem_path)
+        .args(["--resolve", &format!("localhost:{port}:127.0.0.1")])
+        .args(["-H", &format!("Authorization: Bearer {token}")])
+        .args(["-H", &format!("X-Big: {big}")])
+        .arg(format!("https://localhost:{port}/api/big"))
+        .output()
+        .expect("curl runs");
+    let h1 = String::from_utf8_lossy(&out.stdout);
+    assert!(h1.starts_with("HTTP/1.1 200"), "{h1}");
+    let seen = t.upstream.last();
+    assert_eq!(seen.target, "/api/big");
+    assert_eq!(seen.header_values("X-Big"), vec![big.as_str()]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let files = TestCa::new(dir.path()).issue_files(dir.path(), "k", &["localhost"], 1);
+    for bad in [1, 1023, 4 * 1024 * 1024] {
+        let table = format!("{}read_buffer_size = {bad}\n", tls_table(&files));
+        let err = config_error("", &table).expect("refused");
+        assert!(err.contains("`tls.read_buffer_size`"), "{bad}: {err}");
+    }
+    let table = format!("{}read_buffer_size = 16384\n", tls_table(&files));
+    assert_eq!(config_error("", &table), None);
+}
+
 #[test]
 fn identity_headers_cannot_be_spoofed_over_http2() {
     let t = start_tls("", &[]);

@@ -12,14 +12,15 @@ use super::values::duration;
 /// deploy/authgate.service allows.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 
-/// The read buffer per client connection by default: 4 KiB, not pingora's 64 KiB
-/// (`DEFAULT_L4_READ_BUFFER_SIZE`). The buffer is allocated whole when the connection is
-/// accepted and kept while it idles: with 64 KiB an idle keep-alive connection took 60 KiB
-/// more (BENCHMARKS.md). Reads larger than the buffer (request bodies) bypass it.
-pub const DEFAULT_READ_BUFFER_SIZE: usize = 4 * 1024;
+/// The read buffer per client connection by default: none. pingora's L4 read buffer
+/// (`DEFAULT_L4_READ_BUFFER_SIZE`, 64 KiB) is allocated whole when a connection is accepted
+/// and kept while it idles, yet on the plain listener every read the gateway makes is at
+/// least 4 KiB (a request header's first read, a body, a tunnel), which bypasses a buffer
+/// of 4 KiB or less: so reads go straight to the socket (BENCHMARKS.md, idle connections).
+pub const DEFAULT_READ_BUFFER_SIZE: usize = 0;
 
-/// The smallest and largest read buffers accepted: below 1 KiB a request header takes
-/// many reads; above 1 MiB a connection flood takes the memory.
+/// The smallest and largest read buffers accepted, besides 0 (none): below 1 KiB a request
+/// header takes many reads; above 1 MiB a connection flood takes the memory.
 const READ_BUFFER_RANGE: std::ops::RangeInclusive<usize> = 1024..=1024 * 1024;
 
 pub(super) fn max_connections(value: usize) -> Result<usize, ConfigError> {
@@ -47,11 +48,16 @@ pub(super) fn keepalive_timeout(value: &str) -> Result<Duration, ConfigError> {
 }
 
 pub(super) fn read_buffer_size(value: usize) -> Result<usize, ConfigError> {
-    if !READ_BUFFER_RANGE.contains(&value) {
+    read_buffer_size_of("server.read_buffer_size", value)
+}
+
+/// A listener's read buffer (`key` names it in errors): 0, or within [`READ_BUFFER_RANGE`].
+pub(super) fn read_buffer_size_of(key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value != 0 && !READ_BUFFER_RANGE.contains(&value) {
         return Err(ConfigError::invalid(
-            "server.read_buffer_size",
+            key,
             format!(
-                "{value} bytes is outside {}..={} bytes",
+                "{value} bytes is neither 0 (no buffer) nor within {}..={} bytes",
                 READ_BUFFER_RANGE.start(),
                 READ_BUFFER_RANGE.end()
             ),
@@ -87,12 +93,13 @@ mod tests {
     #[test]
     fn read_buffer_size_is_bounded() {
         assert_eq!(read_buffer_size(4096).unwrap(), 4096);
-        assert_eq!(read_buffer_size(DEFAULT_READ_BUFFER_SIZE).unwrap(), 4096);
+        assert_eq!(read_buffer_size(0).unwrap(), 0, "0: no read buffer");
+        assert_eq!(read_buffer_size(DEFAULT_READ_BUFFER_SIZE).unwrap(), 0);
         assert_eq!(
             read_buffer_size(pingora::listeners::DEFAULT_L4_READ_BUFFER_SIZE).unwrap(),
             65536
         );
-        for bad in [0, 1023, 2 * 1024 * 1024] {
+        for bad in [1, 1023, 2 * 1024 * 1024] {
             let e = reason(read_buffer_size(bad).unwrap_err());
             assert!(e.contains("server.read_buffer_size"), "{bad}: {e}");
         }

@@ -101,7 +101,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
     ) -> Option<Stream> {
         let Some(_open) = self.slots.try_open() else {
             tracing::debug!("connection refused: max_connections are open");
-            refusal::refuse(stream).await;
+            // Boxed: the refusal's read buffer would otherwise be part of every open
+            // connection's task, for its whole life.
+            Box::pin(refusal::refuse(stream)).await;
             return None;
         };
         // A stream handed back is the same connection: serve it under the same slot.
@@ -138,5 +140,40 @@ mod tests {
         drop(b);
         assert_eq!(metrics.open_connections.get(), 1);
         assert_eq!(metrics.connections_refused_total.get(), 1);
+    }
+
+    /// Serves nothing: the limit's own share of a connection's memory is what is measured.
+    struct Nothing;
+
+    #[async_trait]
+    impl ServerApp for Nothing {
+        async fn process_new(
+            self: &Arc<Self>,
+            _stream: Stream,
+            _shutdown: &ShutdownWatch,
+        ) -> Option<Stream> {
+            None
+        }
+    }
+
+    /// The limit's future is part of every open connection for its whole life: it holds a
+    /// slot and the application's (boxed) future, not the refusal's read buffer.
+    #[tokio::test]
+    async fn an_open_connection_costs_the_limit_little_memory() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let stream: pingora::protocols::l4::stream::Stream = server.into();
+        let (_tx, shutdown) = tokio::sync::watch::channel(false);
+        let limit = Arc::new(ConnectionLimit::new(
+            Nothing,
+            ConnectionSlots::new(1, &Metrics::new()),
+        ));
+        let serving = limit.process_new(Box::new(stream), &shutdown);
+        let bytes = std::mem::size_of_val(&*serving);
+        assert!(bytes <= 256, "the limit's future takes {bytes} bytes");
+        assert!(serving.await.is_none());
     }
 }

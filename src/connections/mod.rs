@@ -8,4 +8,4 @@ mod listener;
 mod refusal;
 
 pub use limit::{ConnectionLimit, ConnectionSlots};
-pub use listener::gateway_listener;
+pub use listener::{gateway_listener, gateway_tls_listener};

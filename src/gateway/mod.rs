@@ -23,6 +23,7 @@ pub mod identity;
 pub mod jwks_endpoint;
 mod keepalive;
 pub mod live;
+mod next_request;
 pub mod path;
 pub mod policy;
 mod request_loop;

@@ -5,7 +5,10 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::keepalive;
+use pingora::apps::HttpPersistentSettings;
+use pingora::protocols::http::ReusableHttpStream;
+
+use super::next_request;
 use super::tunnel::{self, SessionWatch, TunnelChecks, TunnelGuard};
 use super::tunnel_route::RouteWatch;
 use super::*;
@@ -15,9 +18,35 @@ use crate::drain;
 impl HttpServerApp for Gateway {
     async fn process_new_http(
         self: &Arc<Self>,
-        mut session: ServerSession,
+        session: ServerSession,
         shutdown: &ShutdownWatch,
     ) -> Option<ReusedHttpStream> {
+        // The request's state (its context, the upstream exchange, the tunnel) lives in a box
+        // of its own, freed when the request ends: a keep-alive connection idles with none of
+        // it, and with no session or header buffer either (next_request).
+        let (reusable, settings) = Box::pin(self.serve(session, shutdown)).await?;
+        next_request::wait(
+            reusable,
+            settings,
+            self.header_deadlines.keepalive,
+            shutdown,
+        )
+        .await
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        Some(&self.server_options)
+    }
+}
+
+impl Gateway {
+    /// Serves one request (or HTTP/2 stream); the connection and its settings when it may
+    /// carry the next request.
+    async fn serve(
+        &self,
+        mut session: ServerSession,
+        shutdown: &ShutdownWatch,
+    ) -> Option<(ReusableHttpStream, HttpPersistentSettings)> {
         let header_limit = self.header_deadlines.prepare(&mut session);
         if !self.read_header(&mut session, header_limit, shutdown).await {
             return None;
@@ -35,26 +64,22 @@ impl HttpServerApp for Gateway {
         if error.is_some() || !ctx.reusable {
             return None;
         }
-        let settings = keepalive::next_request_settings(&session);
+        let settings = HttpPersistentSettings::for_session(&session);
         match session.finish().await {
-            Ok(stream) => stream.map(|s| ReusedHttpStream::from_reusable_stream(s, settings)),
+            Ok(stream) => stream.map(|s| (s, settings)),
             Err(e) => {
                 tracing::debug!(error = %e, "cannot finish the request");
                 None
             }
         }
     }
-
-    fn server_options(&self) -> Option<&HttpServerOptions> {
-        Some(&self.server_options)
-    }
 }
 
 impl Gateway {
     /// Reads the request header; false when there is none to serve. The whole header must
-    /// arrive within `limit` (`client_timeout`, plus `keepalive_timeout` on a reused
-    /// connection), like nginx's `client_header_timeout`: one byte a minute holds no
-    /// connection. Once a drain has begun, a connection whose request has not arrived
+    /// arrive within `limit` (`client_timeout`; on a reused connection it runs from the
+    /// header's first bytes), like nginx's `client_header_timeout`: one byte a minute holds
+    /// no connection. Once a drain has begun, a connection whose request has not arrived
     /// within `drain::IDLE_CLOSE_GRACE` is closed.
     async fn read_header(
         &self,
