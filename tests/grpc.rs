@@ -238,7 +238,8 @@ fn unary_and_streaming_calls_over_tls_h2_carry_the_verified_identity_and_trailer
 }
 
 #[test]
-fn a_call_without_a_valid_token_is_unauthenticated_and_never_reaches_the_service() {
+fn a_call_without_a_valid_token_or_with_a_revoked_one_is_unauthenticated_and_never_reaches_the_service(
+) {
     let s = start(&[], &[]);
     for channel in [
         Channel::H2c(s.gw.addr),
@@ -255,6 +256,13 @@ fn a_call_without_a_valid_token_is_unauthenticated_and_never_reaches_the_service
         assert_eq!(bad["details"], "Invalid token: Not enough segments");
         assert_eq!(bad["replies"], json!([]));
     }
+    // A token whose session was ended (logout) is refused the same way.
+    let (token, _) = account(&s.gw, "grpc_revoked");
+    let logout = common::with_token(s.gw.addr, "POST", "/logout", &token);
+    assert_eq!(logout.status, 200, "{}", logout.text());
+    let revoked = call(&Channel::H2c(s.gw.addr), "Say", "x", Some(&token), None);
+    assert_eq!(revoked["code"], "UNAUTHENTICATED", "{revoked}");
+    assert_eq!(revoked["details"], "Token has been revoked");
     assert_eq!(s.echo.calls(), Vec::<Value>::new());
 }
 
@@ -420,7 +428,8 @@ async fn serve_h2(socket: tokio::net::TcpStream, seen: Arc<Mutex<Vec<Value>>>) {
                 "uri": parts.uri.to_string(),
                 "x-user-id": values("x-user-id"),
                 "host": values("host"),
-                "body": String::from_utf8_lossy(&data),
+                "body": if data.len() <= 64 { String::from_utf8_lossy(&data).into_owned() } else { String::new() },
+                "body_len": data.len(),
             });
             seen.lock().unwrap().push(report.clone());
             let resp = http::Response::builder()
@@ -508,13 +517,31 @@ fn plain_http2_and_http11_requests_reach_an_http2_only_upstream() {
         seen[2]["uri"],
         format!("http://localhost:{}/h2api/tls", s.tls_addr.port())
     );
+    // A body larger than every flow-control window on the way (the upstream's first
+    // stream window is h2's default 64 KiB), streamed up from an HTTP/1.1 client.
+    let upload = s.dir.path().join("upload.bin");
+    std::fs::write(&upload, vec![b'u'; 3_000_000]).unwrap();
+    let out = curl(&[
+        "-H",
+        &auth,
+        "--http1.1",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &format!("@{}", upload.display()),
+        &format!("http://{}/h2api/upload", s.gw.addr),
+    ]);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert_eq!(up.requests()[3]["body_len"], 3_000_000, "{out}");
     // Without a token the upstream is never reached.
     let out = curl(&[
         "--http2-prior-knowledge",
         &format!("http://{}/h2api/h2c", s.gw.addr),
     ]);
     assert!(out.starts_with("HTTP/2 401"), "{out}");
-    assert_eq!(up.requests().len(), 3);
+    assert_eq!(up.requests().len(), 4);
     drop(s.dir);
 }
 
