@@ -599,3 +599,93 @@ fn http2_is_off_by_default_and_must_be_a_boolean() {
     let err = upstream_config("http2 = \"yes\"").err().unwrap();
     assert!(err.contains("http2"), "{err}");
 }
+
+/// nginx in the foreground on a temporary prefix (removed after it); killed on drop.
+struct Nginx(Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's nginx serving h2c (prior knowledge) that closes each connection with a
+/// graceful GOAWAY after `per_connection` requests, refusing the streams above it.
+fn nginx_h2c(per_connection: u32) -> (Nginx, SocketAddr) {
+    let binary = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("nginx is required for this test (apt-get install -y nginx; .ci/run does it)");
+    let dir = tempfile::tempdir().unwrap();
+    let listen = free_addr();
+    let d = dir.path().display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {d}/error.log;\n\
+         pid {d}/nginx.pid;\nevents {{ worker_connections 256; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen {listen} http2;\n    keepalive_requests {per_connection};\n\
+             location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+    );
+    let path = dir.path().join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(binary)
+        .arg("-p")
+        .arg(dir.path())
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start nginx");
+    let nginx = Nginx(child, dir);
+    wait_for_port(listen);
+    (nginx, listen)
+}
+
+/// Streams that an HTTP/2 upstream refuses unprocessed (above its GOAWAY's last stream id)
+/// are sent again on a new connection: 120 requests, 30 at once (HTTP/1.1 clients, their
+/// requests multiplexed upstream), to an upstream that takes 3 requests per connection,
+/// all answered 200.
+#[test]
+fn streams_refused_by_a_goaway_are_sent_again_on_a_new_connection() {
+    let (_nginx, nginx_addr) = nginx_h2c(3);
+    let gw = GatewayBuilder::new(nginx_addr)
+        .section(
+            "server",
+            "threads = 1\nupstream_read_timeout = \"5s\"\nh2c = true",
+        )
+        .section("rate_limits", "public = \"100000/1s\"")
+        .upstream_with("goaway", vec![nginx_addr], "http2 = true")
+        .route_with("prefix = \"/goaway\"\nupstream = \"goaway\"\nauth = \"public\"")
+        .start();
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("urls.txt");
+    let urls: String = (0..120)
+        .map(|i| {
+            format!(
+                "url = \"http://{}/goaway/{i}\"\noutput = \"/dev/null\"\n",
+                gw.addr
+            )
+        })
+        .collect();
+    std::fs::write(&list, urls).unwrap();
+    let out = Command::new("curl")
+        .args(["-sS", "--http1.1", "--parallel"])
+        .args([
+            "--parallel-max",
+            "30",
+            "-m",
+            "30",
+            "-w",
+            "%{http_code}\\n",
+            "-K",
+        ])
+        .arg(&list)
+        .output()
+        .expect("curl runs");
+    let codes = String::from_utf8_lossy(&out.stdout);
+    let ok = codes.lines().filter(|c| *c == "200").count();
+    assert_eq!(ok, 120, "{codes} {}", String::from_utf8_lossy(&out.stderr));
+}

@@ -9,7 +9,10 @@
 //! Connections and their streams come from pingora-core's HTTP/2 connector, which keeps
 //! connections with free streams for reuse. A stream on a reused connection that turns out
 //! to be closed is opened once more on a new connection; nothing of the request has been
-//! sent by then.
+//! sent by then. A stream the upstream refused unprocessed (`REFUSED_STREAM`, or above a
+//! graceful GOAWAY's last stream id, as a server that closes connections after N requests
+//! sends) is sent once more on a new connection, its body replayed from pingora's retry
+//! buffer (64 KiB; a longer body already partly sent is not retried: the client gets 502).
 
 use bytes::Bytes;
 use h2::SendStream;
@@ -117,18 +120,39 @@ fn wants_trailers(client: &RequestHeader) -> bool {
 }
 
 /// A stream to `peer`: on a connection with a free stream if there is one, else on a new
-/// connection, which must agree to HTTP/2. True when the connection was reused.
+/// connection. True when the connection was reused.
 async fn open_stream(connector: &Connector, peer: &HttpPeer) -> Result<(Http2Session, bool)> {
     if let Ok(Some(stream)) = connector.reused_http_session(peer).await {
         return Ok((stream, true));
     }
+    new_stream(connector, peer)
+        .await
+        .map(|stream| (stream, false))
+}
+
+/// A stream on a new connection, which must agree to HTTP/2.
+async fn new_stream(connector: &Connector, peer: &HttpPeer) -> Result<Http2Session> {
     match connector.new_http_session::<_, ()>(peer).await? {
-        ClientSession::H2(stream) => Ok((stream, false)),
+        ClientSession::H2(stream) => Ok(stream),
         _ => Error::e_explain(
             ErrorType::ConnectError,
             "the upstream did not agree to HTTP/2 (ALPN h2)",
         ),
     }
+}
+
+/// Whether `e` says the upstream did not process the stream: a graceful GOAWAY that the
+/// stream was above, or `REFUSED_STREAM`.
+fn refused_stream(e: &Error) -> bool {
+    let Some(h2) = e.root_cause().downcast_ref::<h2::Error>() else {
+        return false;
+    };
+    h2.is_remote()
+        && match h2.reason() {
+            Some(h2::Reason::REFUSED_STREAM) => true,
+            Some(h2::Reason::NO_ERROR) => h2.is_go_away(),
+            _ => false,
+        }
 }
 
 /// What the relay knows of the exchange.
@@ -151,43 +175,84 @@ impl Relay<'_> {
         req: RequestHeader,
     ) -> Result<()> {
         let req = h2_request(req, self.session.req_header(), peer).map_err(|e| e.into_down())?;
-        let end = self.request_done;
-        let (mut up, reused) = open_stream(connector, peer)
-            .await
-            .map_err(|e| e.into_up())?;
+        // The body read so far is kept (up to pingora's 64 KiB) for a replay.
+        self.session.enable_retry_buffering();
+        let mut replay = false;
+        loop {
+            let (mut up, writer) = self.start_stream(connector, peer, &req, replay).await?;
+            match self.exchange(&mut up, writer).await {
+                Err(e) if !replay && self.may_replay(&e) => {
+                    // RFC 9113 6.8: a stream above a GOAWAY's last stream id, or refused,
+                    // was not processed; it is sent again on a new connection.
+                    tracing::debug!(error = %e, "HTTP/2 upstream refused the stream; retrying");
+                    up.conn.mark_shutdown();
+                    replay = true;
+                }
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    if self.request_done {
+                        connector.release_http_session(up, peer, peer.options.idle_timeout);
+                    }
+                    // Otherwise the upstream answered before the request body ended:
+                    // dropping the stream's handles resets it.
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Whether a failed stream may be sent again: the upstream refused it before
+    /// answering, and every body byte sent so far is still in the retry buffer.
+    fn may_replay(&self, e: &Error) -> bool {
+        self.status.is_none() && !self.session.retry_buffer_truncated() && refused_stream(e)
+    }
+
+    /// Opens a stream and writes the request header, and on a `replay` the body read so
+    /// far; the body's writer while more is to come.
+    async fn start_stream(
+        &mut self,
+        connector: &Connector,
+        peer: &HttpPeer,
+        req: &RequestHeader,
+        replay: bool,
+    ) -> Result<(Http2Session, Option<SendStream<Bytes>>)> {
+        let body = match replay {
+            true => self.session.get_retry_buffer().filter(|b| !b.is_empty()),
+            false => None,
+        };
+        let end = self.request_done && body.is_none();
+        let (mut up, reused) = match replay {
+            // Not on a connection the refusal may have come from.
+            true => new_stream(connector, peer)
+                .await
+                .map(|stream| (stream, false)),
+            false => open_stream(connector, peer).await,
+        }
+        .map_err(|e| e.into_up())?;
         if let Err(e) = up.write_request_header(Box::new(req.clone()), end) {
             if !reused {
                 return Err(e.into_up());
             }
             tracing::debug!(error = %e, "reused HTTP/2 upstream connection closed; retrying");
-            up = match connector.new_http_session::<_, ()>(peer).await {
-                Ok(ClientSession::H2(stream)) => stream,
-                Ok(_) => {
-                    return Error::e_explain(
-                        ErrorType::ConnectError,
-                        "the upstream did not agree to HTTP/2 (ALPN h2)",
-                    )
-                    .map_err(|e: Box<Error>| e.into_up())
-                }
-                Err(e) => return Err(e.into_up()),
-            };
-            up.write_request_header(Box::new(req), end)
+            up = new_stream(connector, peer).await.map_err(|e| e.into_up())?;
+            up.write_request_header(Box::new(req.clone()), end)
                 .map_err(|e| e.into_up())?;
         }
         up.read_timeout = peer.options.read_timeout;
         up.write_timeout = peer.options.write_timeout;
-        let writer = if end {
-            None
-        } else {
-            up.take_request_body_writer()
-        };
-        self.exchange(&mut up, writer).await?;
-        if self.request_done {
-            connector.release_http_session(up, peer, peer.options.idle_timeout);
+        if end {
+            return Ok((up, None));
         }
-        // Otherwise the upstream answered before the request body ended: dropping the
-        // stream's handles resets it.
-        Ok(())
+        let mut writer = up.take_request_body_writer();
+        if let (Some(stream), Some(body)) = (writer.as_mut(), body) {
+            write_body(stream, body, self.request_done, up.write_timeout)
+                .await
+                .map_err(|e| e.into_up())?;
+            if self.request_done {
+                writer = None;
+            }
+        }
+        Ok((up, writer))
     }
 
     /// Relays the response (header, body, trailers) while passing the client's body on.
