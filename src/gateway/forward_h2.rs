@@ -26,7 +26,7 @@ use pingora::protocols::http::v2::client::Http2Session;
 use pingora::protocols::http::v2::write_body;
 use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::upstreams::peer::{HttpPeer, Peer};
-use pingora::{Error, ErrorType, Result};
+use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
@@ -204,7 +204,10 @@ impl Relay<'_> {
     /// Whether a failed stream may be sent again: the upstream refused it before
     /// answering, and every body byte sent so far is still in the retry buffer.
     fn may_replay(&self, e: &Error) -> bool {
-        self.status.is_none() && !self.session.retry_buffer_truncated() && refused_stream(e)
+        e.esource() == &ErrorSource::Upstream
+            && self.status.is_none()
+            && !self.session.retry_buffer_truncated()
+            && refused_stream(e)
     }
 
     /// Opens a stream and writes the request header, and on a `replay` the body read so
