@@ -303,6 +303,9 @@ pub struct UpstreamFile {
     pub ca_file: Option<String>,
     /// Verify the upstream's certificate (default true).
     pub verify: Option<bool>,
+    /// The servers speak HTTP/2: over TLS by ALPN, otherwise prior-knowledge h2c.
+    #[serde(default)]
+    pub http2: bool,
 }
 
 fn default_health_interval() -> String {

@@ -16,6 +16,9 @@ pub struct UpstreamConfig {
     pub health_check_interval: Duration,
     /// `None`: plain HTTP.
     pub tls: Option<UpstreamTls>,
+    /// HTTP/2 to the servers (ALPN `h2` over TLS, prior-knowledge h2c otherwise) instead
+    /// of HTTP/1.1.
+    pub http2: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +59,7 @@ pub(super) fn upstream(index: usize, file: UpstreamFile) -> Result<UpstreamConfi
     let tls = upstream_tls(&key, &file)?;
     Ok(UpstreamConfig {
         tls,
+        http2: file.http2,
         name: file.name,
         servers,
         health_check_interval: duration(

@@ -379,7 +379,7 @@ impl Relay<'_> {
 
 /// The next piece of the client's body, or (once it is all read) a wait that ends only
 /// when the client closes its connection. `idle`: the longest wait for a piece.
-async fn read_client(
+pub(super) async fn read_client(
     session: &mut ServerSession,
     request_done: bool,
     idle: Duration,

@@ -16,6 +16,8 @@ mod downstream_response;
 pub mod endpoints;
 mod forward;
 mod h2_body_end;
+mod forward_h2;
+pub mod grpc_error;
 pub mod header_deadline;
 pub mod health_check;
 pub mod hop_by_hop;
@@ -44,6 +46,7 @@ use http::header::{AUTHORIZATION, EXPECT};
 use http::{Method, StatusCode, Version};
 use ipnet::IpNet;
 use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::connectors::http::v2::Connector as H2Connector;
 use pingora::connectors::{ConnectorOptions, TransportConnector};
 use pingora::protocols::http::ServerSession;
 use pingora::server::ShutdownWatch;
@@ -97,6 +100,8 @@ pub struct Gateway {
     transport: TransportConnector,
     /// Idle upstream connections.
     pub upstream_pool: Arc<UpstreamPool>,
+    /// Streams to HTTP/2 upstreams (`[[upstreams]] http2 = true`), on connections it keeps.
+    h2_connector: H2Connector,
     server_options: HttpServerOptions,
     /// A tunnel is closed when its access token expires (false) or lives on with its
     /// session (true).
@@ -143,6 +148,9 @@ impl Gateway {
                 min_body_rate: config.server.min_body_rate,
             },
             transport: TransportConnector::new(Some(ConnectorOptions::new(1))),
+            h2_connector: H2Connector::new(Some(ConnectorOptions::new(
+                config.server.upstream_keepalive_pool_size,
+            ))),
             upstream_pool: Arc::new(UpstreamPool::new(
                 config.server.upstream_keepalive_pool_size,
                 UPSTREAM_IDLE_TIMEOUT,

@@ -229,12 +229,23 @@ impl Gateway {
             cors_origin: ctx.cors_origin.as_deref(),
             hsts: self.hsts.as_ref(),
         };
-        let connections = forward::Connections {
-            transport: &self.transport,
-            pool: &self.upstream_pool,
+        let forwarded = if upstreams::speaks_h2(&peer) {
+            forward_h2::forward(
+                &self.h2_connector,
+                &peer,
+                session,
+                req,
+                client,
+                self.deadlines,
+            )
+            .await
+        } else {
+            let connections = forward::Connections {
+                transport: &self.transport,
+                pool: &self.upstream_pool,
+            };
+            forward::forward(connections, &peer, session, req, client, self.deadlines).await
         };
-        let forwarded =
-            forward::forward(connections, &peer, session, req, client, self.deadlines).await;
         ctx.upgraded = forwarded.upgraded;
         ctx.status = forwarded.status;
         ctx.reusable = forwarded.client_reusable;

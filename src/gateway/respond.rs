@@ -1,14 +1,17 @@
 //! Responses the gateway writes itself: always JSON (`{"msg": ...}` for errors), always
-//! with the security headers, `Cache-Control: no-store` when a token is in the body.
+//! with the security headers, `Cache-Control: no-store` when a token is in the body. An
+//! error answering a gRPC call goes out in gRPC's form instead (see [`grpc_error`]).
 
 use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, StatusCode};
 use pingora::http::ResponseHeader;
-use pingora::protocols::http::ServerSession;
+use pingora::protocols::http::{HttpTask, ServerSession};
 use pingora::Result;
 use serde_json::{json, Value};
+
+use super::grpc_error;
 
 /// The contract's security headers, plus `Referrer-Policy`, as spelled on the wire.
 pub const SECURITY_HEADERS: [(&str, &str); 5] = [
@@ -102,10 +105,44 @@ impl JsonResponse {
         Ok((resp, if head_request { Bytes::new() } else { body }))
     }
 
-    /// Writes the response to the client; returns the status for logging.
+    /// Writes the response to the client; returns the status for logging (for an error
+    /// answered in gRPC's form, the HTTP status the error stands for).
     pub async fn send(self, session: &mut ServerSession) -> Result<u16> {
+        if self.is_error() && grpc_error::is_grpc_request(session.req_header()) {
+            return self.write_grpc(session).await;
+        }
         let head = session.req_header().method == http::Method::HEAD;
         self.write(session, head).await
+    }
+
+    fn is_error(&self) -> bool {
+        self.status.is_client_error() || self.status.is_server_error()
+    }
+
+    /// The error's message: the `msg` of its JSON body.
+    fn message(&self) -> &str {
+        self.body.get("msg").and_then(Value::as_str).unwrap_or("")
+    }
+
+    /// The header block of the error as a gRPC client reads it, with this response's own
+    /// headers (CORS, HSTS, `Retry-After`...) and the security headers.
+    pub fn into_grpc_header(self) -> Result<ResponseHeader> {
+        let mut resp = grpc_error::trailers_only(self.status, self.message())?;
+        for (name, value) in self.headers {
+            resp.insert_header(name, value)?;
+        }
+        add_security_headers(&mut resp)?;
+        Ok(resp)
+    }
+
+    /// A trailers-only response: one header block that ends the stream.
+    async fn write_grpc(self, session: &mut ServerSession) -> Result<u16> {
+        let status = self.status.as_u16();
+        let resp = self.into_grpc_header()?;
+        session
+            .response_duplex_vec(vec![HttpTask::Header(Box::new(resp), true)])
+            .await?;
+        Ok(status)
     }
 
     /// Writes the response to a client whose request header could not be read.

@@ -1,6 +1,7 @@
 //! The upstream pools: round robin over each upstream's servers, with TCP health checks run
 //! as background services so an unreachable server is skipped. Peers speak plain HTTP, or
-//! HTTPS verified against `sni` (`[[upstreams]] tls = true`). Upstreams added or changed
+//! HTTPS verified against `sni` (`[[upstreams]] tls = true`); HTTP/1.1, or HTTP/2 with
+//! `http2 = true`. Upstreams added or changed
 //! by a reload run the same check as a task of their own, stopped when they are dropped.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -56,8 +57,18 @@ pub struct Upstreams {
     pub pools: Vec<Arc<Upstream>>,
 }
 
-/// A peer with keep-alive and the configured timeouts, over TLS when `tls` says so.
-fn http_peer(backend: &Backend, server: &ServerConfig, tls: Option<&UpstreamTls>) -> HttpPeer {
+/// Concurrent streams the gateway opens on one HTTP/2 upstream connection before it opens
+/// another (the server's own `SETTINGS_MAX_CONCURRENT_STREAMS` lowers it).
+const H2_STREAMS_PER_CONNECTION: usize = 100;
+
+/// A peer with keep-alive and the configured timeouts, over TLS when `tls` says so, and
+/// speaking HTTP/2 only when `http2` says so.
+fn http_peer(
+    backend: &Backend,
+    server: &ServerConfig,
+    tls: Option<&UpstreamTls>,
+    http2: bool,
+) -> HttpPeer {
     let mut peer = match tls {
         None => HttpPeer::new(backend.addr.clone(), false, String::new()),
         Some(tls) => {
@@ -78,7 +89,17 @@ fn http_peer(backend: &Backend, server: &ServerConfig, tls: Option<&UpstreamTls>
     peer.options.connection_timeout = Some(server.upstream_connect_timeout);
     peer.options.read_timeout = Some(server.upstream_read_timeout);
     peer.options.idle_timeout = Some(Duration::from_secs(60));
+    if http2 {
+        // ALPN `h2` alone over TLS; without TLS the minimum of 2 means prior knowledge.
+        peer.options.set_http_version(2, 2);
+        peer.options.max_h2_streams = H2_STREAMS_PER_CONNECTION;
+    }
     peer
+}
+
+/// Whether `peer` is spoken to in HTTP/2.
+pub fn speaks_h2(peer: &HttpPeer) -> bool {
+    peer.options.alpn.get_min_http_version() == 2
 }
 
 impl UpstreamSettings {
@@ -102,7 +123,7 @@ fn balancer(
         .backends()
         .get_backend()
         .iter()
-        .map(|b| (b.clone(), http_peer(b, server, u.tls.as_ref())))
+        .map(|b| (b.clone(), http_peer(b, server, u.tls.as_ref(), u.http2)))
         .collect();
     let mut hc = TcpHealthCheck::new();
     hc.peer_template.options.connection_timeout =
