@@ -212,16 +212,18 @@ pub fn build_server_from(
     let (drain_watch, drained) = drain::Drained::watch(slots.clone(), config.server.drain_timeout);
     handles.drained = Some(drained);
     services.push(Box::new(background_service("drain", drain_watch)));
-    let mut gateway_service = |name: &str, gateway: Gateway| {
-        services.push(Box::new(background_service(
-            &format!("{name} upstream pool timer"),
-            PoolTimer(gateway.upstream_pool.clone()),
-        )));
-        Service::new(
-            name.to_string(),
-            ConnectionLimit::new(gateway, slots.clone()),
-        )
-    };
+    let mut gateway_service =
+        |name: &str, gateway: Gateway, preface_deadline: Option<std::time::Duration>| {
+            services.push(Box::new(background_service(
+                &format!("{name} upstream pool timer"),
+                PoolTimer(gateway.upstream_pool.clone()),
+            )));
+            let mut limit = ConnectionLimit::new(gateway, slots.clone());
+            if let Some(deadline) = preface_deadline {
+                limit = limit.with_preface_deadline(deadline);
+            }
+            Service::new(name.to_string(), limit)
+        };
     let mut listeners: Vec<Box<dyn pingora::services::ServiceWithDependents>> = Vec::new();
     if let Some(tls_config) = &config.tls {
         let set = tls::resolver::CertificateSet::load(tls_config).map_err(StartError::Tls)?;
@@ -235,7 +237,7 @@ pub fn build_server_from(
             .hsts
             .as_deref()
             .and_then(tls::hsts::StrictTransportSecurity::new);
-        let mut https = gateway_service("authgate https", gateway().with_hsts(hsts));
+        let mut https = gateway_service("authgate https", gateway().with_hsts(hsts), None);
         let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
         https.add_listener(gateway_tls_listener(
             tls_config.listen,
@@ -266,7 +268,9 @@ pub fn build_server_from(
                 listeners.push(Box::new(redirect));
             }
             _ => {
-                let mut proxy = gateway_service("authgate", gateway());
+                // pingora peeks for the h2c preface with no deadline: bound it.
+                let preface_deadline = config.server.h2c.then_some(config.server.client_timeout);
+                let mut proxy = gateway_service("authgate", gateway(), preface_deadline);
                 proxy.add_listener(gateway_listener(listen, config.server.read_buffer_size));
                 listeners.push(Box::new(proxy));
             }

@@ -358,3 +358,39 @@ fn connection_keys_are_validated() {
         assert!(err.contains(key), "{line}: {err}");
     }
 }
+
+/// With h2c on, pingora waits for enough bytes to tell an HTTP/2 preface from HTTP/1 with
+/// no deadline of its own: a new connection that sends nothing, or only a few bytes, is
+/// closed once `client_timeout` has passed, while HTTP/1 and HTTP/2 clients are served.
+#[test]
+fn with_h2c_a_silent_or_short_new_connection_is_closed_after_client_timeout() {
+    let up = Upstream::start();
+    let gw = GatewayBuilder::new(up.addr)
+        .section(
+            "server",
+            "threads = 1\nupstream_read_timeout = \"5s\"\nclient_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\nh2c = true",
+        )
+        .route("/public", "public")
+        .start();
+    let mut silent = TcpStream::connect(gw.addr).unwrap();
+    let mut short = TcpStream::connect(gw.addr).unwrap();
+    short.write_all(b"PRI * HT").unwrap();
+    for (name, stream) in [("silent", &mut silent), ("short", &mut short)] {
+        let after = closed_within(stream, Duration::from_secs(8));
+        assert!(
+            after < Duration::from_secs(4),
+            "{name} connection closed after {after:?}, client_timeout is 1 s"
+        );
+    }
+    assert_eq!(up.count(), 0);
+    let mut http1 = TcpStream::connect(gw.addr).unwrap();
+    served_on(&mut http1);
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--http2-prior-knowledge", "-o", "/dev/null"])
+        .args(["-w", "%{http_version} %{http_code}", "-m", "5"])
+        .arg(format!("http://{}/public/h2", gw.addr))
+        .output()
+        .expect("curl runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+    assert_eq!(up.count(), 2);
+}

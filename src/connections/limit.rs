@@ -4,8 +4,14 @@
 //! connection before it returns, so one slot held across it counts connections, not
 //! requests. Past the limit a new connection is refused at once (see `refusal`), and the
 //! connections already open keep working.
+//!
+//! With h2c on the plain listener, pingora first waits for enough bytes to tell an HTTP/2
+//! preface from an HTTP/1 request, with no deadline of its own; the wrapper does that wait
+//! first, under `client_timeout` ([`ConnectionLimit::with_preface_deadline`]), so a silent
+//! or short connection is closed rather than held.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::apps::ServerApp;
@@ -72,10 +78,15 @@ impl Drop for OpenConnection {
     }
 }
 
+/// The bytes pingora peeks at to tell HTTP/2 prior knowledge from HTTP/1: the length of
+/// the HTTP/2 connection preface (RFC 9113 3.4).
+const PREFACE_LEN: usize = 24;
+
 /// The gateway (or any `ServerApp`) behind the connection limit.
 pub struct ConnectionLimit<A> {
     app: Arc<A>,
     slots: ConnectionSlots,
+    preface_deadline: Option<Duration>,
 }
 
 impl<A> ConnectionLimit<A> {
@@ -83,7 +94,15 @@ impl<A> ConnectionLimit<A> {
         Self {
             app: Arc::new(app),
             slots,
+            preface_deadline: None,
         }
+    }
+
+    /// A new connection must send its first [`PREFACE_LEN`] bytes within `limit` or be
+    /// closed: for a listener where pingora peeks for the h2c preface.
+    pub fn with_preface_deadline(mut self, limit: Duration) -> Self {
+        self.preface_deadline = Some(limit);
+        self
     }
 
     /// The application behind the limit.
@@ -106,6 +125,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
             Box::pin(refusal::refuse(stream)).await;
             return None;
         };
+        let mut stream = stream;
+        if let Some(limit) = self.preface_deadline {
+            // The bytes are put back (pingora's `rewind`): pingora's own peek then finds
+            // them at once.
+            let mut first = [0u8; PREFACE_LEN];
+            match tokio::time::timeout(limit, stream.try_peek(&mut first)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connection closed before its first bytes");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(?limit, "no request on a new connection in time; closed");
+                    return None;
+                }
+            }
+        }
         // A stream handed back is the same connection: serve it under the same slot.
         let mut next = self.app.process_new(stream, shutdown).await;
         while let Some(stream) = next {

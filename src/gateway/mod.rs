@@ -71,8 +71,10 @@ use crate::metrics::Metrics;
 const UPSTREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// HTTP/2 without TLS (prior knowledge) beside HTTP/1 when `[server] h2c = true`: off by
-/// default, since pingora's wait for the h2c preface has no deadline of its own. An idle
-/// HTTP/2 connection is closed after `keepalive_timeout`, like an idle HTTP/1 one.
+/// default (for a load balancer in front). pingora's wait for the h2c preface has no
+/// deadline of its own; the connection limit bounds it by `client_timeout`
+/// (`ConnectionLimit::with_preface_deadline`). An idle HTTP/2 connection is closed after
+/// `keepalive_timeout`, like an idle HTTP/1 one.
 fn server_options(h2c: bool, keepalive_timeout: Duration) -> HttpServerOptions {
     let mut options = HttpServerOptions::default();
     options.h2c = h2c;
