@@ -219,6 +219,13 @@ fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCo
             // access log's own shutdown flush.
             handles.access_log.flush();
             tracing::info!("authgate stopped");
+            // pingora's thread may still be stopping (its grace period): nothing it logs
+            // may reach the log writer, which closes when main returns. An event already
+            // past the level check gets a moment to be queued first.
+            if let Some(level) = log.level() {
+                level.silence();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

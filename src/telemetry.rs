@@ -46,22 +46,28 @@ impl LogGuard {
     }
 }
 
-type SetLevel = dyn Fn(&str) -> Result<(), String> + Send + Sync;
+type Reload = dyn Fn(EnvFilter) -> Result<(), String> + Send + Sync;
 
 /// Changes the log level of the running process: `[log] level` on reload. `RUST_LOG`,
 /// when set, still wins, as at start.
 #[derive(Clone)]
-pub struct LiveLogLevel(Arc<SetLevel>);
+pub struct LiveLogLevel(Arc<Reload>);
 
 impl LiveLogLevel {
     /// Applies `level` (as `[log] level` takes it) from the next event on.
     pub fn set(&self, level: &str) -> Result<(), String> {
-        (self.0)(level)
+        (self.0)(filter(level))
+    }
+
+    /// Writes no event from now on, `RUST_LOG` or not: for the moment before the process
+    /// exits, when threads still stopping would otherwise write to a log writer that is
+    /// already closed (and tracing would print its complaint in the middle of the log).
+    pub fn silence(&self) {
+        let _ = (self.0)(EnvFilter::new("off"));
     }
 
     fn of<S: 'static>(handle: tracing_subscriber::reload::Handle<EnvFilter, S>) -> Self {
-        Self(Arc::new(move |level: &str| {
-            let filter = filter(level);
+        Self(Arc::new(move |filter: EnvFilter| {
             let most_verbose = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
             handle.reload(filter).map_err(|e| e.to_string())?;
             tracing_log::log::set_max_level(most_verbose.as_log());
