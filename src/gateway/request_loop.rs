@@ -230,14 +230,16 @@ impl Gateway {
             hsts: self.hsts.as_ref(),
         };
         let forwarded = if upstreams::speaks_h2(&peer) {
-            forward_h2::forward(
+            // Boxed: the HTTP/2 exchange (its connect included) is several KiB, and every
+            // request's future, HTTP/1 ones too, would otherwise carry that size.
+            Box::pin(forward_h2::forward(
                 &self.h2_connector,
                 &peer,
                 session,
                 req,
                 client,
                 self.deadlines,
-            )
+            ))
             .await
         } else {
             let connections = forward::Connections {
