@@ -127,19 +127,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
         };
         let mut stream = stream;
         if let Some(limit) = self.preface_deadline {
-            // The bytes are put back (pingora's `rewind`): pingora's own peek then finds
-            // them at once.
-            let mut first = [0u8; PREFACE_LEN];
-            match tokio::time::timeout(limit, stream.try_peek(&mut first)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "connection closed before its first bytes");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!(?limit, "no request on a new connection in time; closed");
-                    return None;
-                }
+            // Boxed: the wait is over before the connection's long life begins.
+            if !Box::pin(preface_arrives(&mut stream, limit)).await {
+                return None;
             }
         }
         // A stream handed back is the same connection: serve it under the same slot.
@@ -152,6 +142,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
 
     async fn cleanup(&self) {
         self.app.cleanup().await;
+    }
+}
+
+/// Whether the connection's first [`PREFACE_LEN`] bytes arrive within `limit`. They are
+/// put back (pingora's `rewind`): pingora's own peek then finds them at once.
+async fn preface_arrives(stream: &mut Stream, limit: Duration) -> bool {
+    let mut first = [0u8; PREFACE_LEN];
+    match tokio::time::timeout(limit, stream.try_peek(&mut first)).await {
+        Ok(Ok(_)) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "connection closed before its first bytes");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(?limit, "no request on a new connection in time; closed");
+            false
+        }
     }
 }
 
