@@ -218,11 +218,21 @@ fn run_gateway(config: &Config, path: &std::path::Path, upgrade: bool) -> ExitCo
             // Requests that finished while the server stopped queued their lines after the
             // access log's own shutdown flush.
             handles.access_log.flush();
+            // pingora's thread may still be stopping (its grace period): what it logs from
+            // now on is left out, so the last line is this one, and nothing reaches the log
+            // writer once it closes, when main returns. An event already past the level
+            // check gets a moment to be queued first.
+            let level = log.level();
+            let say_stopped = tracing::enabled!(tracing::Level::INFO);
+            if let Some(level) = &level {
+                if say_stopped {
+                    level.only_own_info();
+                } else {
+                    level.silence();
+                }
+            }
             tracing::info!("authgate stopped");
-            // pingora's thread may still be stopping (its grace period): nothing it logs
-            // may reach the log writer, which closes when main returns. An event already
-            // past the level check gets a moment to be queued first.
-            if let Some(level) = log.level() {
+            if let Some(level) = &level {
                 level.silence();
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }

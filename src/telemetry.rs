@@ -66,6 +66,12 @@ impl LiveLogLevel {
         let _ = (self.0)(EnvFilter::new("off"));
     }
 
+    /// From now on only authgate's own info events (`authgate stopped`), not the
+    /// messages of pingora's services still stopping after the drain.
+    pub fn only_own_info(&self) {
+        let _ = (self.0)(EnvFilter::new("off,authgate=info"));
+    }
+
     fn of<S: 'static>(handle: tracing_subscriber::reload::Handle<EnvFilter, S>) -> Self {
         Self(Arc::new(move |filter: EnvFilter| {
             let most_verbose = filter.max_level_hint().unwrap_or(LevelFilter::TRACE);
