@@ -596,3 +596,48 @@ fn a_handshake_that_never_finishes_is_closed_after_client_timeout() {
     assert_eq!(exchange.response.status, 401);
     assert_eq!(t.upstream.count(), 0);
 }
+
+/// Polls the metrics (at most 10 s) until `line` is among them.
+fn wait_for_metric(t: &TlsGateway, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = send(t.gw.ops_addr, "GET", "/metrics", &[], None).text();
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The handshake runs after the connection has its slot: with `max_connections = 1` taken
+/// by a connection still in its handshake, an HTTPS client is refused with the same JSON
+/// `503` (over TLS) as a plain one, and is served once the slot is free.
+#[test]
+fn past_max_connections_an_https_client_gets_a_503_over_tls() {
+    let t = start_tls_with_server(
+        Some("max_connections = 1\nclient_timeout = \"10s\""),
+        "",
+        &[],
+    );
+    // The harness's readiness probes were connections too: wait until they are gone.
+    wait_for_metric(&t, "authgate_open_connections 0");
+    let holder = TcpStream::connect(t.tls_addr).unwrap();
+    wait_for_metric(&t, "authgate_open_connections 1");
+    let client = t.ca.client_config(&[b"http/1.1"]);
+    let request = get_request("localhost", "/api/x", None);
+    let refused = https_exchange(client.clone(), t.tls_addr, "localhost", &request).unwrap();
+    assert_eq!(refused.response.status, 503);
+    assert_eq!(refused.response.header("retry-after"), Some("1"));
+    assert!(
+        refused.response.text().contains("Too many connections"),
+        "{}",
+        refused.response.text()
+    );
+    wait_for_metric(&t, "authgate_connections_refused_total 1");
+    drop(holder);
+    wait_for_metric(&t, "authgate_open_connections 0");
+    let served = https_exchange(client, t.tls_addr, "localhost", &request).unwrap();
+    assert_eq!(served.response.status, 401);
+    assert_eq!(t.upstream.count(), 0);
+}

@@ -128,6 +128,33 @@ impl<A> ConnectionLimit<A> {
     pub fn app(&self) -> &Arc<A> {
         &self.app
     }
+
+    /// What comes before the application on a new connection: the TLS handshake under its
+    /// deadline, or the wait for the h2c preface's bytes; `None` when the connection is to
+    /// be closed.
+    async fn first_bytes(&self, stream: Stream) -> Option<Stream> {
+        let mut stream = stream;
+        if let Some((tls, deadline)) = &self.tls {
+            stream = tls.accept(stream, *deadline).await?;
+        }
+        if let Some(limit) = self.preface_deadline {
+            // The bytes are put back (pingora's `rewind`): pingora's own peek then finds
+            // them at once.
+            let mut first = [0u8; PREFACE_LEN];
+            match tokio::time::timeout(limit, stream.try_peek(&mut first)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connection closed before its first bytes");
+                    return None;
+                }
+                Err(_) => {
+                    tracing::debug!(?limit, "no request on a new connection in time; closed");
+                    return None;
+                }
+            }
+        }
+        Some(stream)
+    }
 }
 
 #[async_trait]
@@ -152,27 +179,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
             .await;
             return None;
         };
-        let mut stream = stream;
-        if let Some((tls, deadline)) = &self.tls {
-            // Boxed, as above: the handshake's state is not kept for the connection's life.
-            stream = Box::pin(tls.accept(stream, *deadline)).await?;
-        }
-        if let Some(limit) = self.preface_deadline {
-            // The bytes are put back (pingora's `rewind`): pingora's own peek then finds
-            // them at once.
-            let mut first = [0u8; PREFACE_LEN];
-            match tokio::time::timeout(limit, stream.try_peek(&mut first)).await {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "connection closed before its first bytes");
-                    return None;
-                }
-                Err(_) => {
-                    tracing::debug!(?limit, "no request on a new connection in time; closed");
-                    return None;
-                }
-            }
-        }
+        // Boxed, as above: the handshake's and the peek's state are not kept for the
+        // connection's life.
+        let stream = Box::pin(self.first_bytes(stream)).await?;
         // A stream handed back is the same connection: serve it under the same slot.
         let mut next = self.app.process_new(stream, shutdown).await;
         while let Some(stream) = next {
