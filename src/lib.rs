@@ -80,7 +80,7 @@ pub enum StartError {
     #[error("cannot load the TLS certificates: {0}")]
     Tls(tls::resolver::SetError),
     #[error("cannot set up the TLS listener: {0}")]
-    TlsListener(Box<pingora::Error>),
+    TlsListener(rustls::Error),
     #[error("cannot start: {0}")]
     Runtime(std::io::Error),
     #[error("cannot open the access log: {0}")]
@@ -213,7 +213,10 @@ pub fn build_server_from(
     handles.drained = Some(drained);
     services.push(Box::new(background_service("drain", drain_watch)));
     let mut gateway_service =
-        |name: &str, gateway: Gateway, preface_deadline: Option<std::time::Duration>| {
+        |name: &str,
+         gateway: Gateway,
+         preface_deadline: Option<std::time::Duration>,
+         tls: Option<Arc<tls::handshake::TlsHandshake>>| {
             services.push(Box::new(background_service(
                 &format!("{name} upstream pool timer"),
                 PoolTimer(gateway.upstream_pool.clone()),
@@ -221,6 +224,9 @@ pub fn build_server_from(
             let mut limit = ConnectionLimit::new(gateway, slots.clone());
             if let Some(deadline) = preface_deadline {
                 limit = limit.with_preface_deadline(deadline);
+            }
+            if let Some(handshake) = tls {
+                limit = limit.with_tls(handshake, config.server.client_timeout);
             }
             Service::new(name.to_string(), limit)
         };
@@ -237,11 +243,18 @@ pub fn build_server_from(
             .hsts
             .as_deref()
             .and_then(tls::hsts::StrictTransportSecurity::new);
-        let mut https = gateway_service("authgate https", gateway().with_hsts(hsts), None);
-        let settings = tls::listener::tls_settings(resolver).map_err(StartError::TlsListener)?;
+        // pingora accepts plain TCP; the wrapper does the handshake with our rustls config.
+        let server_config =
+            tls::listener::server_config(resolver).map_err(StartError::TlsListener)?;
+        let handshake = Arc::new(tls::handshake::TlsHandshake::new(server_config));
+        let mut https = gateway_service(
+            "authgate https",
+            gateway().with_hsts(hsts),
+            None,
+            Some(handshake),
+        );
         https.add_listener(gateway_tls_listener(
             tls_config.listen,
-            settings,
             tls_config.read_buffer_size,
         ));
         listeners.push(Box::new(https));
@@ -270,7 +283,7 @@ pub fn build_server_from(
             _ => {
                 // pingora peeks for the h2c preface with no deadline: bound it.
                 let preface_deadline = config.server.h2c.then_some(config.server.client_timeout);
-                let mut proxy = gateway_service("authgate", gateway(), preface_deadline);
+                let mut proxy = gateway_service("authgate", gateway(), preface_deadline, None);
                 proxy.add_listener(gateway_listener(listen, config.server.read_buffer_size));
                 listeners.push(Box::new(proxy));
             }

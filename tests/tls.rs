@@ -1,13 +1,17 @@
 //! The HTTPS listener, seen from outside: curl over HTTP/2 and HTTP/1.1 through a required
 //! route with HSTS, openssl's client refused below TLS 1.2 and resuming sessions at 1.2,
-//! certificates picked by SNI, the plain listener's 308 to HTTPS, and the `[tls]` config
-//! errors that name their key.
+//! certificates picked by SNI, the plain listener's 308 to HTTPS, the `[tls]` config
+//! errors that name their key, sessions resumed for hundreds of returning clients, and a
+//! handshake that never finishes cut off by `client_timeout`.
 
 mod common;
 
-use std::net::SocketAddr;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
 use common::tls::{get_request, https_exchange, serial, CertFiles, TestCa};
@@ -23,6 +27,15 @@ struct TlsGateway {
 }
 
 fn start_tls(extra: &str, names: &[(&str, &[&str], u8)]) -> TlsGateway {
+    start_tls_with_server(None, extra, names)
+}
+
+/// As [`start_tls`], with `server` as the body of `[server]` when given.
+fn start_tls_with_server(
+    server: Option<&str>,
+    extra: &str,
+    names: &[(&str, &[&str], u8)],
+) -> TlsGateway {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new(dir.path());
     let default = ca.issue_files(dir.path(), "default", &["localhost"], 1);
@@ -41,10 +54,13 @@ fn start_tls(extra: &str, names: &[(&str, &[&str], u8)]) -> TlsGateway {
     }
     let tls_addr = free_addr();
     let upstream = Upstream::start();
-    let gw = GatewayBuilder::new(upstream.addr)
+    let mut builder = GatewayBuilder::new(upstream.addr)
         .route("/api", "required")
-        .section("tls", &tls.replace("{tls_addr}", &tls_addr.to_string()))
-        .start();
+        .section("tls", &tls.replace("{tls_addr}", &tls_addr.to_string()));
+    if let Some(server) = server {
+        builder = builder.section("server", server);
+    }
+    let gw = builder.start();
     wait_for_port(tls_addr);
     TlsGateway {
         gw,
@@ -473,4 +489,155 @@ fn with_the_plain_listener_off_the_gateway_serves_https_only() {
     );
     // The operations listener is there as usual.
     assert_eq!(send(gw.ops_addr, "GET", "/healthz", &[], None).status, 200);
+}
+
+/// One HTTPS request (answered 401: `/api` needs a token) on a new connection made with
+/// `client`; whether the handshake resumed an earlier session.
+fn resumed(client: &Arc<rustls::ClientConfig>, addr: SocketAddr) -> bool {
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut conn = rustls::ClientConnection::new(client.clone(), name).unwrap();
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+    tls.write_all(get_request("localhost", "/api/x", None).as_bytes())
+        .unwrap();
+    let mut raw = Vec::new();
+    match tls.read_to_end(&mut raw) {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => panic!("read: {e}"),
+    }
+    assert!(
+        raw.starts_with(b"HTTP/1.1 401 "),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+    conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+}
+
+/// 600 distinct clients each connect once, then each reconnects: at least 99% of the
+/// reconnections resume (pingora's own listener config resumed none of 500, its session
+/// cache holding 256 sessions and no tickets), at TLS 1.3 and at TLS 1.2.
+#[test]
+fn six_hundred_returning_clients_resume_at_tls_1_2_and_1_3() {
+    const CLIENTS: usize = 600;
+    let t = start_tls("", &[]);
+    for (label, version) in [
+        ("TLS 1.3", &rustls::version::TLS13),
+        ("TLS 1.2", &rustls::version::TLS12),
+    ] {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| t.ca.resuming_client_config(version))
+            .collect();
+        for client in &clients {
+            assert!(
+                !resumed(client, t.tls_addr),
+                "{label}: a first visit resumed"
+            );
+        }
+        let resumed_count = clients
+            .iter()
+            .filter(|client| resumed(client, t.tls_addr))
+            .count();
+        assert!(
+            resumed_count * 100 >= CLIENTS * 99,
+            "{label}: {resumed_count} of {CLIENTS} returning clients resumed"
+        );
+    }
+    // openssl's client at TLS 1.2 too (session ids or tickets, as it offers).
+    let (ok, out) = s_client(&t, &["-tls1_2", "-reconnect"]);
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("Reused, TLSv1.2").count(), 5, "{out}");
+}
+
+/// Waits (at most `limit`) for the gateway to close `stream`.
+fn wait_closed(stream: &mut TcpStream, limit: Duration) {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+        other => panic!("the connection is still open: {other:?}"),
+    }
+}
+
+/// A TCP connection to the HTTPS listener that sends nothing, and one that sends only the
+/// start of a ClientHello, are closed once `client_timeout` (1 s) has passed, not after
+/// pingora's own 60 s handshake timeout; a full client is still served afterwards.
+#[test]
+fn a_handshake_that_never_finishes_is_closed_after_client_timeout() {
+    let t = start_tls_with_server(
+        Some("client_timeout = \"1s\"\nkeepalive_timeout = \"30s\""),
+        "",
+        &[],
+    );
+    let start = Instant::now();
+    let mut silent = TcpStream::connect(t.tls_addr).unwrap();
+    let mut partial = TcpStream::connect(t.tls_addr).unwrap();
+    // A handshake record announcing 512 bytes, then the first 4 of a ClientHello.
+    partial
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
+        .unwrap();
+    for (name, stream) in [("silent", &mut silent), ("partial", &mut partial)] {
+        wait_closed(stream, Duration::from_secs(10));
+        let after = start.elapsed();
+        assert!(
+            after >= Duration::from_millis(500) && after < Duration::from_secs(4),
+            "{name} connection closed after {after:?}, client_timeout is 1 s"
+        );
+    }
+    let exchange = https_exchange(
+        t.ca.client_config(&[b"http/1.1"]),
+        t.tls_addr,
+        "localhost",
+        &get_request("localhost", "/api/x", None),
+    )
+    .unwrap();
+    assert_eq!(exchange.response.status, 401);
+    assert_eq!(t.upstream.count(), 0);
+}
+
+/// Polls the metrics (at most 10 s) until `line` is among them.
+fn wait_for_metric(t: &TlsGateway, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = send(t.gw.ops_addr, "GET", "/metrics", &[], None).text();
+        if text.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The handshake runs after the connection has its slot: with `max_connections = 1` taken
+/// by a connection still in its handshake, an HTTPS client is refused with the same JSON
+/// `503` (over TLS) as a plain one, and is served once the slot is free.
+#[test]
+fn past_max_connections_an_https_client_gets_a_503_over_tls() {
+    let t = start_tls_with_server(
+        Some("max_connections = 1\nclient_timeout = \"10s\""),
+        "",
+        &[],
+    );
+    // The harness's readiness probes were connections too: wait until they are gone.
+    wait_for_metric(&t, "authgate_open_connections 0");
+    let holder = TcpStream::connect(t.tls_addr).unwrap();
+    wait_for_metric(&t, "authgate_open_connections 1");
+    let client = t.ca.client_config(&[b"http/1.1"]);
+    let request = get_request("localhost", "/api/x", None);
+    let refused = https_exchange(client.clone(), t.tls_addr, "localhost", &request).unwrap();
+    assert_eq!(refused.response.status, 503);
+    assert_eq!(refused.response.header("retry-after"), Some("1"));
+    assert!(
+        refused.response.text().contains("Too many connections"),
+        "{}",
+        refused.response.text()
+    );
+    wait_for_metric(&t, "authgate_connections_refused_total 1");
+    drop(holder);
+    wait_for_metric(&t, "authgate_open_connections 0");
+    let served = https_exchange(client, t.tls_addr, "localhost", &request).unwrap();
+    assert_eq!(served.response.status, 401);
+    assert_eq!(t.upstream.count(), 0);
 }

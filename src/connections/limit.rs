@@ -9,6 +9,11 @@
 //! preface from an HTTP/1 request, with no deadline of its own; the wrapper does that wait
 //! first, under `client_timeout` ([`ConnectionLimit::with_preface_deadline`]), so a silent
 //! or short connection is closed rather than held.
+//!
+//! On the HTTPS listener pingora accepts plain TCP and the wrapper runs the TLS handshake
+//! ([`ConnectionLimit::with_tls`]): after the slot is taken, within `client_timeout`. A
+//! connection past the limit still gets a handshake, within [`REFUSED_HANDSHAKE_WAIT`],
+//! so that an HTTPS client is refused with the same `503` as a plain one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,11 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::refusal;
 use crate::metrics::Metrics;
+use crate::tls::handshake::TlsHandshake;
+
+/// How long a connection past the limit may take over its TLS handshake before it is
+/// simply closed.
+const REFUSED_HANDSHAKE_WAIT: Duration = Duration::from_secs(1);
 
 /// The slots of open connections, and the metrics that show them; clones share the slots.
 #[derive(Clone)]
@@ -87,6 +97,7 @@ pub struct ConnectionLimit<A> {
     app: Arc<A>,
     slots: ConnectionSlots,
     preface_deadline: Option<Duration>,
+    tls: Option<(Arc<TlsHandshake>, Duration)>,
 }
 
 impl<A> ConnectionLimit<A> {
@@ -95,7 +106,15 @@ impl<A> ConnectionLimit<A> {
             app: Arc::new(app),
             slots,
             preface_deadline: None,
+            tls: None,
         }
+    }
+
+    /// Each new connection is a TLS one: its handshake must finish within `deadline`
+    /// (`client_timeout`) or the connection is closed.
+    pub fn with_tls(mut self, handshake: Arc<TlsHandshake>, deadline: Duration) -> Self {
+        self.tls = Some((handshake, deadline));
+        self
     }
 
     /// A new connection must send its first [`PREFACE_LEN`] bytes within `limit` or be
@@ -108,6 +127,23 @@ impl<A> ConnectionLimit<A> {
     /// The application behind the limit.
     pub fn app(&self) -> &Arc<A> {
         &self.app
+    }
+
+    /// What comes before the application on a new connection: the TLS handshake under its
+    /// deadline, or the wait for the h2c preface's bytes; `None` when the connection is to
+    /// be closed.
+    async fn first_bytes(&self, stream: Stream) -> Option<Stream> {
+        let mut stream = stream;
+        if let Some((tls, deadline)) = &self.tls {
+            stream = tls.accept(stream, *deadline).await?;
+        }
+        if let Some(limit) = self.preface_deadline {
+            // Boxed: the wait is over before the connection's long life begins.
+            if !Box::pin(preface_arrives(&mut stream, limit)).await {
+                return None;
+            }
+        }
+        Some(stream)
     }
 }
 
@@ -122,16 +158,20 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionLimit<A> {
             tracing::debug!("connection refused: max_connections are open");
             // Boxed: the refusal's read buffer would otherwise be part of every open
             // connection's task, for its whole life.
-            Box::pin(refusal::refuse(stream)).await;
+            Box::pin(async {
+                let stream = match &self.tls {
+                    Some((tls, _)) => tls.accept(stream, REFUSED_HANDSHAKE_WAIT).await?,
+                    None => stream,
+                };
+                refusal::refuse(stream).await;
+                Some(())
+            })
+            .await;
             return None;
         };
-        let mut stream = stream;
-        if let Some(limit) = self.preface_deadline {
-            // Boxed: the wait is over before the connection's long life begins.
-            if !Box::pin(preface_arrives(&mut stream, limit)).await {
-                return None;
-            }
-        }
+        // Boxed, as above: the handshake's and the peek's state are not kept for the
+        // connection's life.
+        let stream = Box::pin(self.first_bytes(stream)).await?;
         // A stream handed back is the same connection: serve it under the same slot.
         let mut next = self.app.process_new(stream, shutdown).await;
         while let Some(stream) = next {

@@ -101,6 +101,28 @@ impl TestCa {
         config.resumption = rustls::client::Resumption::disabled();
         Arc::new(config)
     }
+    /// A rustls client trusting only this CA that speaks only `version` and keeps its
+    /// own sessions (tickets and TLS 1.2 session ids), so it resumes when it reconnects:
+    /// one such config is one returning client.
+    pub fn resuming_client_config(
+        &self,
+        version: &'static rustls::SupportedProtocolVersion,
+    ) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.cert.der().clone()).unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.resumption = rustls::client::Resumption::store(Arc::new(
+            rustls::client::ClientSessionMemoryCache::new(4),
+        ));
+        Arc::new(config)
+    }
 }
 
 /// A certificate's files.
