@@ -18,12 +18,26 @@ use super::db::TestDatabase;
 /// The signing secret the tests use, so they can forge and inspect tokens.
 pub const SECRET: &str = "integration-test-secret-0123456789abcdef";
 
+/// The ports `free_addr` hands out: below Linux's ephemeral range (32768–60999), so no
+/// outgoing connection of a concurrent test can take a port between its check here and the
+/// gateway's bind (a port from `bind(0)` could, and did).
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// A free port on loopback (the listener is closed again before the gateway binds it).
+/// Each call in a process gets a different port, starting from one spread by process id.
 pub fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let base = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let offset = (base + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = TEST_PORTS.start + offset as u16;
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            return listener.local_addr().unwrap();
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}")
 }
 
 /// Polls until something accepts connections on `addr`, for at most 10 s.
