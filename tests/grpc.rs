@@ -11,6 +11,8 @@
 
 mod common;
 
+use common::python::python;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,19 +23,6 @@ use common::gateway::{free_addr, wait_for_port};
 use common::tls::{CertFiles, TestCa};
 use common::{register, GatewayBuilder, TestGateway};
 use serde_json::{json, Value};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("AUTHGATE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing: create it with `python3 -m venv .ci/venv && .ci/venv/bin/pip install \
-         -r .ci/requirements.txt` (as .ci/run does), or set AUTHGATE_TEST_PYTHON",
-        path.display()
-    );
-    path
-}
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/grpc/echo.py")

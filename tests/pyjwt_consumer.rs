@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::python::python;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,19 +20,6 @@ use common::signing::*;
 use common::tokens::{access_claims, now};
 use common::*;
 use serde_json::{json, Value};
-
-fn python() -> PathBuf {
-    let path = std::env::var_os("AUTHGATE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing: create it with `python3 -m venv .ci/venv && .ci/venv/bin/pip install \
-         -r .ci/requirements.txt` (as .ci/run does), or set AUTHGATE_TEST_PYTHON",
-        path.display()
-    );
-    path
-}
 
 /// Runs the PyJWT consumer on `cases`; returns its results, one per case.
 fn pyjwt_verify(gw: &TestGateway, algorithm: &str, cases: &[Value]) -> Vec<Value> {

@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+pub use super::python::python;
+
 use serde_json::{json, Value};
 
 /// Where the requests go.
@@ -147,19 +149,6 @@ impl H2Outcome {
             && self.header("content-type") == Some("application/json")
             && self.json()["msg"].is_string()
     }
-}
-
-pub fn python() -> PathBuf {
-    let path = std::env::var_os("AUTHGATE_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".ci/venv/bin/python"));
-    assert!(
-        path.exists(),
-        "{} is missing: create it with `python3 -m venv .ci/venv && .ci/venv/bin/pip install \
-         -r .ci/requirements.txt` (as .ci/run does), or set AUTHGATE_TEST_PYTHON",
-        path.display()
-    );
-    path
 }
 
 /// Sends `cases` one after the other; `look(case)` runs when a case waits before a frame

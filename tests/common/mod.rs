@@ -8,6 +8,7 @@ pub mod gateway;
 pub mod h2_client;
 pub mod http;
 pub mod process;
+pub mod python;
 pub mod raw_upstream;
 pub mod scripted;
 pub mod signing;
