@@ -611,6 +611,14 @@ fn wait_for_metric(t: &TlsGateway, line: &str) {
     }
 }
 
+/// The value of the unlabelled metric `name` now.
+fn metric_value(t: &TlsGateway, name: &str) -> u64 {
+    let text = send(t.gw.ops_addr, "GET", "/metrics", &[], None).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+}
+
 /// The handshake runs after the connection has its slot: with `max_connections = 1` taken
 /// by a connection still in its handshake, an HTTPS client is refused with the same JSON
 /// `503` (over TLS) as a plain one, and is served once the slot is free.
@@ -621,8 +629,11 @@ fn past_max_connections_an_https_client_gets_a_503_over_tls() {
         "",
         &[],
     );
-    // The harness's readiness probes were connections too: wait until they are gone.
+    // The harness's readiness probes were connections too: wait until they are gone. The
+    // probe of the HTTPS port may itself have been refused while the plain listener's
+    // probe still held the one slot, so the refusals are counted from here.
     wait_for_metric(&t, "authgate_open_connections 0");
+    let refused_before = metric_value(&t, "authgate_connections_refused_total");
     let holder = TcpStream::connect(t.tls_addr).unwrap();
     wait_for_metric(&t, "authgate_open_connections 1");
     let client = t.ca.client_config(&[b"http/1.1"]);
@@ -635,7 +646,10 @@ fn past_max_connections_an_https_client_gets_a_503_over_tls() {
         "{}",
         refused.response.text()
     );
-    wait_for_metric(&t, "authgate_connections_refused_total 1");
+    wait_for_metric(
+        &t,
+        &format!("authgate_connections_refused_total {}", refused_before + 1),
+    );
     drop(holder);
     wait_for_metric(&t, "authgate_open_connections 0");
     let served = https_exchange(client, t.tls_addr, "localhost", &request).unwrap();
