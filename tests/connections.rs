@@ -11,6 +11,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::http::{parse_responses, response_within};
+use common::metrics::{self, scrape};
 use common::*;
 
 const GET_PUBLIC: &[u8] = b"GET /public/a HTTP/1.1\r\nHost: gateway\r\n\r\n";
@@ -49,20 +50,12 @@ fn outcome(stream: &mut TcpStream, limit: Duration) -> Outcome {
 }
 
 fn metrics(gw: &TestGateway) -> String {
-    send(gw.ops_addr, "GET", "/metrics", &[], None).text()
+    scrape(gw.ops_addr)
 }
 
 /// Polls the metrics (at most 10 s) until `line` is among them.
 fn wait_for_metric(gw: &TestGateway, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = metrics(gw);
-        if text.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {line:?} in:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    metrics::wait_for_metric(gw.ops_addr, line, Duration::from_secs(10));
 }
 
 fn limited_gateway(up: &Upstream, max_connections: usize) -> TestGateway {

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
+use common::metrics::metric;
 use common::*;
 use serde_json::json;
 
@@ -143,13 +144,6 @@ fn status_of(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<u16, S
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("no status line in {head:?}"))
-}
-
-/// The value of a metric series, as scraped.
-fn metric(ops: SocketAddr, series: &str) -> Option<f64> {
-    let text = send(ops, "GET", "/metrics", &[], None).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 /// Polls `check` until it holds, for at most 10 s.

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
+use common::metrics::metric;
 use common::process::GatewayProcess;
 use common::ws_upstream::WsUpstream;
 use common::*;
@@ -74,12 +75,6 @@ impl Setup {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-}
-
-fn metric(ops: SocketAddr, series: &str) -> Option<f64> {
-    let text = send(ops, "GET", "/metrics", &[], None).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
+use common::metrics::{self, metric};
 use common::tls::{get_request, https_exchange, serial, CertFiles, TestCa};
 use common::{raw, send, tokens_for, GatewayBuilder, TestGateway, Upstream};
 
@@ -600,23 +601,7 @@ fn a_handshake_that_never_finishes_is_closed_after_client_timeout() {
 /// Polls the metrics (at most 30 s: the 600-client resumption test may hold the CPU) until
 /// `line` is among them.
 fn wait_for_metric(t: &TlsGateway, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = send(t.gw.ops_addr, "GET", "/metrics", &[], None).text();
-        if text.lines().any(|l| l == line) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no {line:?} in:\n{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The value of the unlabelled metric `name` now.
-fn metric_value(t: &TlsGateway, name: &str) -> u64 {
-    let text = send(t.gw.ops_addr, "GET", "/metrics", &[], None).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in:\n{text}"))
+    metrics::wait_for_metric(t.gw.ops_addr, line, Duration::from_secs(30));
 }
 
 /// The handshake runs after the connection has its slot: with `max_connections = 1` taken
@@ -633,7 +618,8 @@ fn past_max_connections_an_https_client_gets_a_503_over_tls() {
     // probe of the HTTPS port may itself have been refused while the plain listener's
     // probe still held the one slot, so the refusals are counted from here.
     wait_for_metric(&t, "authgate_open_connections 0");
-    let refused_before = metric_value(&t, "authgate_connections_refused_total");
+    let refused_before = metric(t.gw.ops_addr, "authgate_connections_refused_total")
+        .expect("the refusal counter is scraped");
     let holder = TcpStream::connect(t.tls_addr).unwrap();
     wait_for_metric(&t, "authgate_open_connections 1");
     let client = t.ca.client_config(&[b"http/1.1"]);
@@ -648,7 +634,10 @@ fn past_max_connections_an_https_client_gets_a_503_over_tls() {
     );
     wait_for_metric(
         &t,
-        &format!("authgate_connections_refused_total {}", refused_before + 1),
+        &format!(
+            "authgate_connections_refused_total {}",
+            refused_before + 1.0
+        ),
     );
     drop(holder);
     wait_for_metric(&t, "authgate_open_connections 0");

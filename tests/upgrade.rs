@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::gateway::{free_addr, wait_for_port};
+use common::metrics::metric;
 use common::process::GatewayProcess;
 use common::tls::{get_request, https_exchange, TestCa};
 use common::ws_upstream::WsUpstream;
@@ -187,12 +188,6 @@ fn read_response(stream: &mut TcpStream) -> Result<(u16, bool), String> {
             Err(e) => return Err(format!("read: {e}")),
         }
     }
-}
-
-fn metric(ops: SocketAddr, series: &str) -> Option<f64> {
-    let text = send(ops, "GET", "/metrics", &[], None).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 fn register_token(addr: SocketAddr, name: &str) -> String {

@@ -7,6 +7,7 @@ pub mod db;
 pub mod gateway;
 pub mod h2_client;
 pub mod http;
+pub mod metrics;
 pub mod process;
 pub mod python;
 pub mod raw_upstream;
