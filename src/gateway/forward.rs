@@ -7,7 +7,9 @@
 //! New connections are made by pingora-core's [`TransportConnector`]; idle ones wait in
 //! the gateway's [`UpstreamPool`]. A pooled connection that turns out to be closed gets
 //! one retry on a fresh connection when no request bytes were lost (the body read so far
-//! is kept by pingora's retry buffer).
+//! is kept by pingora's retry buffer). The upstream request header goes to the first
+//! attempt as it is; a retry builds it again from the client's, so no copy is kept for
+//! the rare retry.
 
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use super::body_pace::BodyPace;
 use super::downstream_response::ClientSide;
 use super::h2_body_end::{self, H2BodyEnd};
 use super::upstream_pool::UpstreamPool;
+use super::upstream_request::UpstreamRequest;
 
 /// How the exchange may use time.
 #[derive(Clone, Copy)]
@@ -83,12 +86,14 @@ pub struct Forwarded {
     pub upgraded: Option<UpstreamSession>,
 }
 
-/// Forwards `req` to `peer` and relays the response to `session`.
+/// Forwards `req` (built by `rebuild` from the client's header) to `peer` and relays the
+/// response to `session`.
 pub async fn forward(
     connections: Connections<'_>,
     peer: &HttpPeer,
     session: &mut ServerSession,
     req: RequestHeader,
+    rebuild: &UpstreamRequest<'_>,
     client: ClientSide<'_>,
     deadlines: Deadlines,
 ) -> Forwarded {
@@ -118,7 +123,7 @@ pub async fn forward(
         status: None,
         upgraded: false,
     };
-    let (upgraded, error) = match relay.attempts(&connections, peer, &req).await {
+    let (upgraded, error) = match relay.attempts(&connections, peer, req, rebuild).await {
         Ok(upgraded) => (upgraded, None),
         Err(e) => (None, Some(e)),
     };
@@ -154,7 +159,8 @@ impl Relay<'_> {
         &mut self,
         connections: &Connections<'_>,
         peer: &HttpPeer,
-        req: &RequestHeader,
+        req: RequestHeader,
+        rebuild: &UpstreamRequest<'_>,
     ) -> Result<Option<UpstreamSession>> {
         let transport = connections.transport;
         let key = peer.reuse_hash();
@@ -166,6 +172,7 @@ impl Relay<'_> {
         let result = match self.exchange(&mut up, req, reused, false).await {
             Err(Stop::Retry(e)) => {
                 tracing::debug!(error = %e, "pooled upstream connection closed; retrying");
+                let req = rebuild.build(self.session.req_header())?;
                 let stream = connect(transport, peer).await?;
                 up = upstream_session(stream, peer);
                 self.exchange(&mut up, req, false, true).await
@@ -215,11 +222,11 @@ impl Relay<'_> {
     async fn exchange(
         &mut self,
         up: &mut UpstreamSession,
-        req: &RequestHeader,
+        req: RequestHeader,
         reused: bool,
         replay: bool,
     ) -> Result<(), Stop> {
-        if let Err(e) = up.write_request_header(Box::new(req.clone())).await {
+        if let Err(e) = up.write_request_header(Box::new(req)).await {
             return Err(self.upstream_failure(reused, e));
         }
         if replay {

@@ -202,14 +202,13 @@ impl Gateway {
             peer.options.read_timeout = Some(timeout);
         }
         let has_body = !session.is_body_empty();
-        let req = UpstreamRequest {
+        let upstream_request = UpstreamRequest {
             rewritten_path: ctx.rewritten_path.as_deref(),
             has_body,
             identity: &ctx.live.identity,
             token: ctx.identity.as_deref(),
-        }
-        .build(session.req_header());
-        let req = match req {
+        };
+        let req = match upstream_request.build(session.req_header()) {
             Ok(req) => req,
             Err(e) => {
                 self.fail(session, ctx, &e).await;
@@ -246,7 +245,16 @@ impl Gateway {
                 transport: &self.transport,
                 pool: &self.upstream_pool,
             };
-            forward::forward(connections, &peer, session, req, client, self.deadlines).await
+            forward::forward(
+                connections,
+                &peer,
+                session,
+                req,
+                &upstream_request,
+                client,
+                self.deadlines,
+            )
+            .await
         };
         ctx.upgraded = forwarded.upgraded;
         ctx.status = forwarded.status;
